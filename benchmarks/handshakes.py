@@ -1,0 +1,217 @@
+"""
+Handshake benchmark: how many IKE SAs (with their first CHILD SA) the hub sets up per second, and
+what each costs the responder in CPU.
+
+A real hub process (C{python -m twisted ikehub}) listens on loopback; separate initiator processes
+run ikehub's own sans-IO initiator over real UDP sockets with a bounded number of handshakes in
+flight. The responder's CPU time comes from /proc before and after the run, so it counts
+everything the hub process did: parsing, crypto, Python around it, logging, the reactor.
+
+Usage: python benchmarks/handshakes.py [--sas 3000] [--initiators 1] [--window 64]
+Prints IKE SAs per second, responder CPU microseconds per SA and p50/p99 setup latency.
+"""
+
+import argparse
+import ipaddress
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HUB_HOST = "127.0.0.1"
+PSK = "benchmark-pre-shared-key-0123456789"
+SCENARIOS = {
+    "psk-x25519-gcm": ("aes256gcm16-prfsha256-x25519", "aes256gcm16"),
+}
+
+HUB_CONFIG = """
+[hub]
+identity = "hub.example.com"
+listen = ["{host}"]
+port = {port}
+natt_port = {nattPort}
+ike_proposals = ["{ike}"]
+esp_proposals = ["{esp}"]
+cookie_threshold = 100000
+
+[[peers]]
+name = "bench"
+identity = "bench@example.com"
+auth = "psk"
+psk = "{psk}"
+local_ts = ["203.0.113.0/24"]
+remote_ts = ["dynamic"]
+"""
+
+
+def freePort() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((HUB_HOST, 0))
+        return s.getsockname()[1]
+
+
+def cpuSeconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def waitForPort(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(["ss", "-uln"], capture_output=True, text=True).stdout
+        if f"{HUB_HOST}:{port} " in out:
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"hub did not bind {HUB_HOST}:{port} within {timeout}s")
+
+
+def runInitiator(args) -> None:
+    """
+    One initiator process: C{args.count} handshakes, at most C{args.window} in flight.
+    """
+    from twisted.internet import reactor
+
+    from ikehub.crypto.proposals import parseProposal
+    from ikehub.esp.sad import SAD
+    from ikehub.ike.endpoint import IKEEndpoint
+    from ikehub.ike.initiator import InitiatorSpec
+    from ikehub.ike.settings import IKESettings
+    from ikehub.net.udp import IKEDatagramProtocol, sendVia
+    from ikehub.policy.pad import PAD
+    from ikehub.wire.constants import ProtocolId
+    from ikehub.wire.identity import Identity
+
+    ike, esp = SCENARIOS[args.scenario]
+    ikeProposals = (parseProposal(ike, ProtocolId.IKE),)
+    espProposals = (parseProposal(esp, ProtocolId.ESP),)
+    identity = Identity.fromString("bench@example.com")
+    settings = IKESettings(identity, ikeProposals, espProposals, retransmitTimeout=5.0)
+    sad = SAD()
+    endpoint = IKEEndpoint(settings, PAD([]), sad, reactor, sendVia)
+    protocol = IKEDatagramProtocol(endpoint, sad, endpoint.counters, isNattPort=False)
+    reactor.listenUDP(0, protocol, interface=HUB_HOST)
+    endpoint.floatPath = protocol.framedPath
+    spec = InitiatorSpec(
+        identity=identity,
+        psk=PSK.encode(),
+        ikeProposals=ikeProposals,
+        espProposals=espProposals,
+        remoteIdentity=Identity.fromString("hub.example.com"),
+        localTs=(ipaddress.ip_network("127.0.0.1/32"),),
+        remoteTs=(ipaddress.ip_network("203.0.113.0/24"),),
+        remoteNattPort=args.natt_port,
+    )
+    latencies: list[float] = []
+    failures: list[str] = []
+    state = {"started": 0, "finished": 0}
+
+    def startOne() -> None:
+        if state["started"] >= args.count:
+            return
+        state["started"] += 1
+        began = time.perf_counter()
+        d = endpoint.initiate(spec, (HUB_HOST, args.port), protocol.plainPath)
+
+        def done(result):
+            if isinstance(result, Exception) or hasattr(result, "getErrorMessage"):
+                failures.append(str(getattr(result, "value", result)))
+            else:
+                latencies.append(time.perf_counter() - began)
+                if result.children:
+                    for child in result.children:
+                        sad.remove(child)
+                endpoint.removeSa(result, "benchmark done")
+            state["finished"] += 1
+            if state["finished"] >= args.count:
+                reactor.stop()
+            else:
+                startOne()
+
+        d.addBoth(done)
+
+    began = time.perf_counter()
+    for _ in range(min(args.window, args.count)):
+        startOne()
+    reactor.run()
+    elapsed = time.perf_counter() - began
+    json.dump(
+        {"latencies": latencies, "failures": failures[:5], "failed": len(failures), "elapsed": elapsed},
+        sys.stdout,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--sas", type=int, default=3000, help="IKE SAs to set up in total")
+    parser.add_argument("--initiators", type=int, default=1, help="initiator processes")
+    parser.add_argument("--window", type=int, default=64, help="handshakes in flight per initiator")
+    parser.add_argument("--scenario", default="psk-x25519-gcm", choices=sorted(SCENARIOS))
+    parser.add_argument("--role", default="driver", choices=["driver", "initiator"])
+    parser.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--natt-port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role == "initiator":
+        return runInitiator(args)
+
+    ike, esp = SCENARIOS[args.scenario]
+    port, nattPort = freePort(), freePort()
+    repo = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(repo))
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "hub.toml"
+        config.write_text(
+            HUB_CONFIG.format(host=HUB_HOST, port=port, nattPort=nattPort, ike=ike, esp=esp, psk=PSK)
+        )
+        hub = subprocess.Popen(
+            [sys.executable, "-m", "twisted", "-n", "--pidfile=", "--logfile", str(Path(tmp) / "hub.log"),
+             "ikehub", "--config", str(config)],
+            env=env,
+        )
+        try:
+            waitForPort(nattPort)
+            cpuBefore = cpuSeconds(hub.pid)
+            wallBefore = time.perf_counter()
+            share = args.sas // args.initiators
+            initiators = [
+                subprocess.Popen(
+                    [sys.executable, __file__, "--role", "initiator", "--scenario", args.scenario,
+                     "--count", str(share), "--window", str(args.window), "--port", str(port),
+                     "--natt-port", str(nattPort)],
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                for _ in range(args.initiators)
+            ]
+            results = [json.loads(p.communicate(timeout=600)[0]) for p in initiators]
+            wall = time.perf_counter() - wallBefore
+            cpu = cpuSeconds(hub.pid) - cpuBefore
+        finally:
+            hub.send_signal(signal.SIGTERM)
+            try:
+                hub.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                hub.kill()
+    latencies = sorted(x for r in results for x in r["latencies"])
+    failed = sum(r["failed"] for r in results)
+    done = len(latencies)
+    if not done:
+        raise SystemExit(f"no IKE SA was established; failures: {[r['failures'] for r in results]}")
+    p50 = latencies[len(latencies) // 2] * 1000
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+    print(f"scenario                  {args.scenario} ({ike} / ESP {esp})")
+    print(f"IKE SAs established       {done} ({failed} failed) by {args.initiators} initiator process(es)")
+    print(f"IKE SAs per second        {done / wall:,.0f} (wall clock, limited by the initiators on this machine)")
+    print(f"responder CPU per SA      {cpu / done * 1e6:,.0f} us  (=> {done / cpu:,.0f} SAs/s per responder core)")
+    print(f"setup latency p50 / p99   {p50:.2f} ms / {p99:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

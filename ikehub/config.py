@@ -1,0 +1,757 @@
+"""
+The hub's configuration: one TOML file, read and validated completely before anything starts.
+
+A concentrator that starts with half a configuration fails later, at a peer, where the cause is
+hard to see. So L{loadConfig} checks every key, and reports every problem it finds as
+C{FILE: KEY: what is wrong; what to do}, one problem per line ([hub] first, then the pools,
+then the peers in order), in a single L{ConfigError}. The shipped example (C{etc/ikehub.toml},
+see L{defaultConfigPath}) documents every key.
+
+Relative paths (C{psk_file}, C{save_keys}) are relative to the directory of the configuration
+file, so a configuration directory can be moved as a whole.
+
+Secrets never appear in messages or reprs: L{PeerConfig.psk} is left out of C{repr}, and an
+invalid secret is described by its type and length only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import ipaddress
+import math
+import os
+import re
+import stat
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from ikehub.crypto.proposals import (
+    DEFAULT_ESP_PROPOSALS,
+    DEFAULT_IKE_PROPOSALS,
+    ProposalSpec,
+    ProposalSyntaxError,
+    parseProposal,
+)
+from ikehub.policy.pool import Address, AddressPool
+from ikehub.wire.constants import ProtocolId
+from ikehub.wire.identity import Identity
+
+__all__ = [
+    "ConfigError",
+    "HubConfig",
+    "PeerConfig",
+    "PoolConfig",
+    "defaultConfigPath",
+    "loadConfig",
+]
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: The shortest pre-shared key accepted, in bytes.
+MIN_PSK_LENGTH = 16
+#: A PSK file larger than this is certainly not a PSK file.
+MAX_PSK_FILE_SIZE = 65536
+
+DYNAMIC = "dynamic"
+
+_DEFAULT_LOCAL_TS = ("0.0.0.0/0", "::/0")
+_AUTH_NAME = re.compile(r"[a-z0-9-]+")
+_POOL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+_TOP_KEYS = ("hub", "pools", "peers")
+_HUB_KEYS = (
+    "identity",
+    "listen",
+    "port",
+    "natt_port",
+    "ike_proposals",
+    "esp_proposals",
+    "cookie_threshold",
+    "half_open_timeout",
+    "retransmit_timeout",
+    "retransmit_base",
+    "retransmit_tries",
+    "force_encap",
+    "save_keys",
+)
+_POOL_KEYS = ("addresses", "dns")
+_PEER_KEYS = (
+    "name",
+    "identity",
+    "auth",
+    "psk",
+    "psk_file",
+    "pool",
+    "local_ts",
+    "remote_ts",
+)
+
+
+class ConfigError(Exception):
+    """
+    The configuration cannot be used.
+
+    C{str(error)} is every problem found, one per line, each naming the file and the key;
+    C{problems} holds the same lines as a tuple.
+    """
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or (message,)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True, slots=True)
+class PoolConfig:
+    """A C{[pools.NAME]} table; L{makePool} builds the live pool from it."""
+
+    name: str
+    addresses: str
+    first: Address
+    last: Address
+    dns: tuple[Address, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return int(self.last) - int(self.first) + 1
+
+    def makePool(self) -> AddressPool:
+        return AddressPool(self.name, self.first, self.last, self.dns)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConfig:
+    """
+    One C{[[peers]]} entry: who may connect, how they authenticate, what they get.
+
+    C{remoteTs} holds networks and the string C{"dynamic"}: the peer's virtual IP if it has
+    a pool, else its own IKE address.
+    """
+
+    name: str
+    identity: Identity
+    auth: str
+    psk: bytes | None = field(default=None, repr=False)
+    pool: str | None = None
+    localTs: tuple[Network, ...] = tuple(ipaddress.ip_network(n) for n in _DEFAULT_LOCAL_TS)
+    remoteTs: tuple[Network | str, ...] = (DYNAMIC,)
+
+
+@dataclass(frozen=True, slots=True)
+class HubConfig:
+    """The validated configuration. C{pools} is a read-only mapping from name to pool."""
+
+    path: str
+    identity: Identity
+    listen: tuple[str, ...]
+    port: int
+    nattPort: int
+    ikeProposals: tuple[ProposalSpec, ...]
+    espProposals: tuple[ProposalSpec, ...]
+    cookieThreshold: int
+    halfOpenTimeout: float
+    retransmitTimeout: float
+    retransmitBase: float
+    retransmitTries: int
+    forceEncap: bool
+    saveKeys: str | None
+    pools: Mapping[str, PoolConfig]
+    peers: tuple[PeerConfig, ...]
+
+
+def defaultConfigPath() -> str:
+    """
+    Where the shipped example configuration is: installed under
+    C{<prefix>/share/ikehub/ikehub.toml}, or C{etc/ikehub.toml} beside the package in a
+    source tree or an editable install.
+    """
+    installed = os.path.join(sys.prefix, "share", "ikehub", "ikehub.toml")
+    if os.path.isfile(installed):
+        return installed
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.join(os.path.dirname(here), "etc", "ikehub.toml")
+
+
+def loadConfig(path: str) -> HubConfig:
+    """
+    Read and validate the configuration file at C{path}.
+
+    @raise ConfigError: listing every problem found, one per line.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            document = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: TOML syntax error: {e}; fix the syntax there") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the file is not UTF-8 text; save it as UTF-8") from None
+    except OSError as e:
+        raise ConfigError(
+            f"{path}: cannot read the configuration file: {e.strerror or e}; check the path "
+            f"and its permissions (an example is {defaultConfigPath()})"
+        ) from None
+    return _Validator(path).validate(document)
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+class _Invalid:
+    """Marks a value already reported as a problem, so nothing downstream reports it again."""
+
+    def __repr__(self) -> str:
+        return "INVALID"
+
+
+INVALID: Any = _Invalid()
+_MISSING: Any = object()
+
+
+def _describe(value: object) -> str:
+    """What a TOML value is, for messages; never the value itself for anything long."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}" if len(value) <= 60 else "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"
+
+
+def _kind(value: object) -> str:
+    """What a TOML value is, without its content (for secrets)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"
+
+
+def _networkHint(text: str) -> str:
+    try:
+        return f" (did you mean {ipaddress.ip_network(text, strict=False)}?)"
+    except ValueError:
+        return ""
+
+
+class _Validator:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.directory = os.path.dirname(os.path.abspath(path))
+        self.problems: list[str] = []
+
+    def problem(self, key: str, text: str) -> None:
+        self.problems.append(f"{self.path}: {key}: {text}" if key else f"{self.path}: {text}")
+
+    def resolve(self, value: str) -> str:
+        return os.path.normpath(os.path.join(self.directory, os.path.expanduser(value)))
+
+    # -- generic checks -------------------------------------------------------------------
+
+    def checkKeys(self, table: dict, allowed: tuple[str, ...], where: str) -> None:
+        for key in table:
+            if key in allowed:
+                continue
+            dotted = f"{where}.{key}" if where else key
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            self.problem(
+                dotted, f"unknown key{hint}; the keys allowed here are: " + ", ".join(allowed)
+            )
+
+    def table(self, container: dict, key: str, where: str, required: bool = False) -> Any:
+        value = container.get(key, _MISSING)
+        if value is _MISSING:
+            if required:
+                self.problem(where, f"missing; add a [{where}] table")
+                return INVALID
+            return {}
+        if not isinstance(value, dict):
+            self.problem(where, f"expected a table ([{where}]), got {_describe(value)}")
+            return INVALID
+        return value
+
+    def string(
+        self, table: dict, key: str, where: str, default: Any = _MISSING, secret: bool = False
+    ) -> Any:
+        value = table.get(key, _MISSING)
+        if value is _MISSING:
+            if default is _MISSING:
+                self.problem(f"{where}.{key}", "missing; this key is required")
+                return INVALID
+            return default
+        if not isinstance(value, str):
+            got = _kind(value) if secret else _describe(value)
+            self.problem(f"{where}.{key}", f"expected a string in quotes, got {got}")
+            return INVALID
+        return value
+
+    def stringList(self, table: dict, key: str, where: str, default: Any, example: str) -> Any:
+        value = table.get(key, _MISSING)
+        dotted = f"{where}.{key}"
+        if value is _MISSING:
+            return default
+        if not isinstance(value, list):
+            self.problem(
+                dotted,
+                f"expected a list of strings (for example {key} = {example}), "
+                f"got {_describe(value)}",
+            )
+            return INVALID
+        for index, item in enumerate(value):
+            if not isinstance(item, str):
+                self.problem(
+                    f"{dotted}[{index}]", f"expected a string in quotes, got {_describe(item)}"
+                )
+                return INVALID
+        if not value:
+            self.problem(dotted, f"the list is empty; give at least one (for example {example})")
+            return INVALID
+        return value
+
+    def integer(
+        self,
+        table: dict,
+        key: str,
+        where: str,
+        default: int,
+        minimum: int | None = None,
+        maximum: int | None = None,
+    ) -> Any:
+        value = table.get(key, _MISSING)
+        dotted = f"{where}.{key}"
+        if value is _MISSING:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(
+                dotted, f"expected a whole number (like {key} = {default}), got {_describe(value)}"
+            )
+            return INVALID
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            if maximum is None:
+                self.problem(dotted, f"{value} is too small; use a number >= {minimum}")
+            else:
+                self.problem(dotted, f"{value} is out of range; use {minimum}..{maximum}")
+            return INVALID
+        return value
+
+    def number(
+        self, table: dict, key: str, where: str, default: float, minimum: float, inclusive: bool
+    ) -> Any:
+        value = table.get(key, _MISSING)
+        dotted = f"{where}.{key}"
+        if value is _MISSING:
+            return float(default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.problem(
+                dotted, f"expected a number (like {key} = {default}), got {_describe(value)}"
+            )
+            return INVALID
+        if not math.isfinite(value):
+            self.problem(dotted, f"{value} is not a finite number; use a number like {default}")
+            return INVALID
+        if value < minimum or (value == minimum and not inclusive):
+            bound = ">=" if inclusive else ">"
+            self.problem(dotted, f"{value} is too small; use a number {bound} {minimum}")
+            return INVALID
+        return float(value)
+
+    def boolean(self, table: dict, key: str, where: str, default: bool) -> Any:
+        value = table.get(key, _MISSING)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            self.problem(
+                f"{where}.{key}",
+                f"expected true or false (without quotes), got {_describe(value)}",
+            )
+            return INVALID
+        return value
+
+    def identity(self, table: dict, key: str, where: str) -> Any:
+        text = self.string(table, key, where)
+        if text is INVALID:
+            return INVALID
+        try:
+            return Identity.fromString(text)
+        except ValueError as e:
+            self.problem(f"{where}.{key}", f"{e}")
+            return INVALID
+
+    # -- sections -------------------------------------------------------------------------
+
+    def validate(self, document: dict) -> HubConfig:
+        self.checkKeys(document, _TOP_KEYS, "")
+        hubTable = self.table(document, "hub", "hub", required=True)
+        hub = self.hub(hubTable) if hubTable is not INVALID else None
+        poolsTable = self.table(document, "pools", "pools")
+        pools = self.pools(poolsTable) if poolsTable is not INVALID else {}
+        poolNames = set(poolsTable) if poolsTable is not INVALID else set()
+        peers = self.peers(document.get("peers", []), poolNames)
+        if self.problems or hub is None:
+            raise ConfigError("\n".join(self.problems), tuple(self.problems))
+        return HubConfig(path=self.path, pools=MappingProxyType(pools), peers=tuple(peers), **hub)
+
+    def hub(self, table: dict) -> dict[str, Any] | None:
+        where = "hub"
+        self.checkKeys(table, _HUB_KEYS, where)
+        values: dict[str, Any] = {}
+        identity = self.identity(table, "identity", where)
+        if identity is not INVALID and identity.hasWildcards:
+            self.problem(
+                "hub.identity",
+                f"{identity} contains a wildcard; the hub's own identity must be exact",
+            )
+            identity = INVALID
+        values["identity"] = identity
+        values["listen"] = self.listen(table)
+        values["port"] = self.integer(table, "port", where, 500, 1, 65535)
+        values["nattPort"] = self.integer(table, "natt_port", where, 4500, 1, 65535)
+        if values["port"] is not INVALID and values["port"] == values["nattPort"]:
+            self.problem(
+                "hub.natt_port",
+                f"equals hub.port ({values['port']}); NAT-T needs its own port (usually 4500)",
+            )
+        values["ikeProposals"] = self.proposals(
+            table, "ike_proposals", ProtocolId.IKE, DEFAULT_IKE_PROPOSALS
+        )
+        values["espProposals"] = self.proposals(
+            table, "esp_proposals", ProtocolId.ESP, DEFAULT_ESP_PROPOSALS
+        )
+        values["cookieThreshold"] = self.integer(table, "cookie_threshold", where, 1000, 0)
+        values["halfOpenTimeout"] = self.number(
+            table, "half_open_timeout", where, 30, 0, inclusive=False
+        )
+        values["retransmitTimeout"] = self.number(
+            table, "retransmit_timeout", where, 2.0, 0, inclusive=False
+        )
+        values["retransmitBase"] = self.number(
+            table, "retransmit_base", where, 1.8, 1, inclusive=True
+        )
+        values["retransmitTries"] = self.integer(table, "retransmit_tries", where, 5, 0)
+        values["forceEncap"] = self.boolean(table, "force_encap", where, True)
+        values["saveKeys"] = self.saveKeys(table)
+        if any(value is INVALID for value in values.values()):
+            return None
+        return values
+
+    def listen(self, table: dict) -> Any:
+        values = self.stringList(table, "listen", "hub", ["0.0.0.0"], '["0.0.0.0"]')
+        if values is INVALID:
+            return INVALID
+        addresses: list[str] = []
+        for index, text in enumerate(values):
+            try:
+                address = str(ipaddress.ip_address(text.strip()))
+            except ValueError:
+                self.problem(
+                    f"hub.listen[{index}]",
+                    f"{text!r} is not an IPv4 or IPv6 address; use an address of this host, "
+                    'or "0.0.0.0" / "::" for all',
+                )
+                return INVALID
+            if address in addresses:
+                self.problem(f"hub.listen[{index}]", f"{address} is listed twice; remove one")
+                return INVALID
+            addresses.append(address)
+        return tuple(addresses)
+
+    def proposals(self, table: dict, key: str, protocolId: int, defaults: tuple[str, ...]) -> Any:
+        example = (
+            '["aes256gcm16-prfsha384-x25519"]'
+            if protocolId == ProtocolId.IKE
+            else '["aes256gcm16"]'
+        )
+        texts = self.stringList(table, key, "hub", list(defaults), example)
+        if texts is INVALID:
+            return INVALID
+        specs = []
+        for index, text in enumerate(texts):
+            try:
+                specs.append(parseProposal(text, protocolId))
+            except (ProposalSyntaxError, ValueError) as e:
+                self.problem(f"hub.{key}[{index}]", f"{e}")
+                return INVALID
+        return tuple(specs)
+
+    def saveKeys(self, table: dict) -> Any:
+        value = self.string(table, "save_keys", "hub", "")
+        if value is INVALID:
+            return INVALID
+        if not value:
+            return None
+        resolved = self.resolve(value)
+        if not os.path.isdir(os.path.dirname(resolved)):
+            self.problem(
+                "hub.save_keys",
+                f"the directory of {resolved} does not exist; create it, or set "
+                'save_keys = "" to turn key logging off',
+            )
+            return INVALID
+        return resolved
+
+    def pools(self, table: dict) -> dict[str, PoolConfig]:
+        pools: dict[str, PoolConfig] = {}
+        seen: list[AddressPool] = []
+        for name, body in table.items():
+            where = f"pools.{name}"
+            if not _POOL_NAME.fullmatch(name):
+                self.problem(
+                    where,
+                    "a pool name is letters, digits, '_', '.' and '-', starting with a letter "
+                    "or digit; rename it",
+                )
+                continue
+            if not isinstance(body, dict):
+                self.problem(
+                    where,
+                    f"expected a table ([{where}] with addresses = ...), got {_describe(body)}",
+                )
+                continue
+            self.checkKeys(body, _POOL_KEYS, where)
+            addresses = self.string(body, "addresses", where)
+            dnsTexts = self.stringList(body, "dns", where, [], '["192.0.2.53"]')
+            if addresses is INVALID or dnsTexts is INVALID:
+                continue
+            dns = []
+            for index, text in enumerate(dnsTexts):
+                try:
+                    dns.append(ipaddress.ip_address(text.strip()))
+                except ValueError:
+                    self.problem(
+                        f"{where}.dns[{index}]", f"{text!r} is not an IPv4 or IPv6 address"
+                    )
+            try:
+                pool = AddressPool.fromString(name, addresses, dns)
+            except ValueError as e:
+                self.problem(
+                    f"{where}.addresses",
+                    f"{e}; write a range like 198.51.100.10-198.51.100.200 or a network "
+                    "like 198.51.100.0/24",
+                )
+                continue
+            overlapping = [other for other in seen if pool.overlaps(other)]
+            seen.append(pool)
+            if overlapping:
+                other = overlapping[0]
+                self.problem(
+                    f"{where}.addresses",
+                    f"{addresses} overlaps pools.{other.name} ({other.first}-{other.last}); "
+                    "pools must not share addresses",
+                )
+            elif len(dns) == len(dnsTexts):
+                pools[name] = PoolConfig(name, addresses, pool.first, pool.last, tuple(dns))
+        return pools
+
+    def peers(self, value: Any, poolNames: set[str]) -> list[PeerConfig]:
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            self.problem(
+                "peers",
+                f"expected [[peers]] tables, got {_describe(value)}; start each peer with a "
+                "[[peers]] line",
+            )
+            return []
+        peers: list[PeerConfig] = []
+        names: dict[str, int] = {}
+        for index, table in enumerate(value):
+            peer = self.peer(index, table, poolNames, names)
+            if peer is not None:
+                peers.append(peer)
+        return peers
+
+    def peer(
+        self, index: int, table: dict, poolNames: set[str], names: dict[str, int]
+    ) -> PeerConfig | None:
+        where = f"peers[{index}]"
+        self.checkKeys(table, _PEER_KEYS, where)
+        name = self.string(table, "name", where, f"peer{index}")
+        if name is not INVALID:
+            if not name.strip():
+                self.problem(f"{where}.name", "is empty; give the peer a name for the logs")
+                name = INVALID
+            elif name in names:
+                self.problem(
+                    f"{where}.name",
+                    f"{name!r} is already the name of peers[{names[name]}]; peer names must "
+                    "be unique",
+                )
+                name = INVALID
+            else:
+                names[name] = index
+        identity = self.identity(table, "identity", where)
+        auth = self.string(table, "auth", where)
+        if auth is not INVALID and not _AUTH_NAME.fullmatch(auth):
+            self.problem(
+                f"{where}.auth",
+                f"{auth!r} is not an authenticator name; use lowercase letters, digits and "
+                '"-", for example auth = "psk"',
+            )
+            auth = INVALID
+        psk = self.secret(table, where, auth)
+        pool = self.string(table, "pool", where, None)
+        if pool is not None and pool is not INVALID and pool not in poolNames:
+            known = ", ".join(sorted(poolNames)) if poolNames else "none are defined"
+            self.problem(
+                f"{where}.pool",
+                f"unknown pool {pool!r}; define [pools.{pool}] or use one of: {known}",
+            )
+            pool = INVALID
+        localTs = self.selectors(table, "local_ts", where, list(_DEFAULT_LOCAL_TS), False)
+        remoteTs = self.selectors(table, "remote_ts", where, [DYNAMIC], True)
+        values = (name, identity, auth, psk, pool, localTs, remoteTs)
+        if any(v is INVALID for v in values):
+            return None
+        return PeerConfig(name, identity, auth, psk, pool, localTs, remoteTs)
+
+    def selectors(
+        self, table: dict, key: str, where: str, default: list[str], allowDynamic: bool
+    ) -> Any:
+        example = '["dynamic"]' if allowDynamic else '["192.0.2.0/24"]'
+        texts = self.stringList(table, key, where, default, example)
+        if texts is INVALID:
+            return INVALID
+        result: list[Network | str] = []
+        for index, text in enumerate(texts):
+            if allowDynamic and text.strip() == DYNAMIC:
+                result.append(DYNAMIC)
+                continue
+            try:
+                result.append(ipaddress.ip_network(text.strip(), strict=True))
+            except ValueError as e:
+                what = '"dynamic" or a network' if allowDynamic else "a network"
+                self.problem(
+                    f"{where}.{key}[{index}]",
+                    f"{text!r} is not {what} like 192.0.2.0/24: {e}{_networkHint(text.strip())}",
+                )
+                return INVALID
+        return tuple(result)
+
+    # -- secrets --------------------------------------------------------------------------
+
+    def secret(self, table: dict, where: str, auth: Any) -> Any:
+        hasPsk = "psk" in table
+        hasFile = "psk_file" in table
+        if auth is INVALID:
+            return INVALID
+        if auth != "psk":
+            for key in ("psk", "psk_file"):
+                if key in table:
+                    self.problem(
+                        f"{where}.{key}",
+                        f'is only used with auth = "psk" (this peer uses {auth!r}); remove it',
+                    )
+                    return INVALID
+            return None
+        if hasPsk and hasFile:
+            self.problem(where, "set either psk or psk_file, not both")
+            return INVALID
+        if not hasPsk and not hasFile:
+            self.problem(
+                where,
+                'auth = "psk" needs a pre-shared key: set psk = "..." or '
+                'psk_file = "/etc/ikehub/<name>.psk" (for example from: openssl rand -base64 24)',
+            )
+            return INVALID
+        if hasPsk:
+            text = self.string(table, "psk", where, secret=True)
+            if text is INVALID:
+                return INVALID
+            return self.checkPsk(f"{where}.psk", text.encode("utf-8"), "the pre-shared key")
+        pathText = self.string(table, "psk_file", where)
+        if pathText is INVALID:
+            return INVALID
+        if not pathText:
+            self.problem(f"{where}.psk_file", "is empty; give the path of the key file")
+            return INVALID
+        data = self.readSecretFile(f"{where}.psk_file", self.resolve(pathText))
+        if data is INVALID:
+            return INVALID
+        return self.checkPsk(f"{where}.psk_file", data, f"the pre-shared key in {pathText}")
+
+    def checkPsk(self, key: str, raw: bytes, what: str) -> Any:
+        """
+        Decode strongSwan's C{0x} (hex) and C{0s} (base64) notations and enforce the length.
+        """
+        try:
+            if raw[:2] == b"0x":
+                secret = binascii.unhexlify(b"".join(raw[2:].split()))
+            elif raw[:2] == b"0s":
+                secret = base64.b64decode(b"".join(raw[2:].split()), validate=True)
+            else:
+                secret = raw
+        except (binascii.Error, ValueError):
+            notation = "hex" if raw[:2] == b"0x" else "base64"
+            self.problem(
+                key,
+                f"{what} starts with {raw[:2].decode()} but is not valid {notation}; fix the "
+                "encoding, or drop the prefix to use the text itself",
+            )
+            return INVALID
+        if len(secret) < MIN_PSK_LENGTH:
+            self.problem(
+                key,
+                f"{what} is {len(secret)} bytes; use at least {MIN_PSK_LENGTH} random bytes "
+                "(for example: openssl rand -base64 24)",
+            )
+            return INVALID
+        return secret
+
+    def readSecretFile(self, key: str, path: str) -> Any:
+        try:
+            with open(path, "rb") as f:
+                info = os.fstat(f.fileno())
+                if not stat.S_ISREG(info.st_mode):
+                    self.problem(key, f"{path} is not a regular file; point it at the key file")
+                    return INVALID
+                mode = stat.S_IMODE(info.st_mode)
+                if mode & 0o077:
+                    self.problem(
+                        key,
+                        f"{path} is accessible by group or others (mode {mode:04o}); "
+                        f"run: chmod 600 {path}",
+                    )
+                    return INVALID
+                data = f.read(MAX_PSK_FILE_SIZE + 1)
+        except FileNotFoundError:
+            self.problem(
+                key,
+                f"{path} does not exist; create it (for example: openssl rand -base64 24 > "
+                f"{path}; chmod 600 {path})",
+            )
+            return INVALID
+        except IsADirectoryError:
+            self.problem(key, f"{path} is a directory; point it at the key file")
+            return INVALID
+        except OSError as e:
+            self.problem(
+                key,
+                f"cannot read {path}: {e.strerror or e}; make it readable by the user "
+                "ikehub runs as",
+            )
+            return INVALID
+        if len(data) > MAX_PSK_FILE_SIZE:
+            self.problem(key, f"{path} is larger than {MAX_PSK_FILE_SIZE} bytes; is it the key?")
+            return INVALID
+        return data.rstrip(b"\r\n")

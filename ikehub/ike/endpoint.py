@@ -1,0 +1,433 @@
+"""
+The IKE endpoint: every IKE datagram the hub receives enters here, whatever its SA.
+
+It is sans-IO: it is given datagrams with the address they came from, an injected
+C{IReactorTime} for timers, and a C{send(datagram, peer, path)} callable for what it emits. It owns
+the registry of IKE SAs keyed by our SPI (no scans), the half-open accounting that decides when to
+demand cookies, the message-ID windows, and retransmission of our own requests. The exchanges are
+in L{ResponderExchanges} and L{InitiatorExchanges}.
+
+Bad input never raises out of L{IKEEndpoint.datagramReceived}: it is dropped and counted, or
+answered with the notify RFC 7296 prescribes.
+"""
+
+import hashlib
+import os
+import struct
+from typing import Callable, Hashable
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+
+from ikehub.crypto.errors import CryptoError
+from ikehub.ike.cookies import CookieJar
+from ikehub.ike.counters import Counters, RateLimiter
+from ikehub.ike.initiator import InitiatorExchanges
+from ikehub.ike.responder import ResponderExchanges
+from ikehub.ike.sa import ZERO_SPI, IKESA, IKEState, PendingRequest
+from ikehub.ike.settings import IKESettings
+from ikehub.wire.constants import (
+    IKE_HEADER_LENGTH,
+    ExchangeType,
+    HeaderFlag,
+    NotifyType,
+    ProtocolId,
+)
+from ikehub.wire.errors import InvalidMajorVersion, ParseError
+from ikehub.wire.header import IKEHeader
+from ikehub.wire.message import Message
+from ikehub.wire.payloads import DeletePayload, NotifyPayload, SKPayload
+
+#: A path is the network glue's opaque token for "how this datagram travelled" (which local
+#: socket, whether framed with the non-ESP marker). The endpoint hands it back when answering, so
+#: a reply leaves the way the request came in.
+Path = Hashable
+
+#: How an endpoint hands a datagram to the network: (datagram, (host, port), path).
+SendFunction = Callable[[bytes, tuple[str, int], Path], None]
+
+_EXCHANGE_NAMES = {int(e): e.name for e in ExchangeType}
+
+
+def requestDigest(datagram: bytes) -> bytes:
+    """
+    A short fingerprint of a request, to recognise a byte-identical retransmission without keeping
+    the request itself.
+    """
+    return hashlib.blake2b(datagram, digest_size=16).digest()
+
+
+class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
+    log = Logger()
+
+    def __init__(
+        self,
+        settings: IKESettings,
+        pad,
+        sad,
+        clock,
+        send: SendFunction,
+        floatPath: Path = "natt",
+    ) -> None:
+        self.settings = settings
+        self.pad = pad
+        self.sad = sad
+        self.clock = clock
+        self._send = send
+        #: Where an initiator moves when it detects a NAT (RFC 7296 section 2.23).
+        self.floatPath = floatPath
+        #: Every IKE SA by our own SPI.
+        self.sas: dict[bytes, IKESA] = {}
+        #: Responder SAs that have not finished IKE_AUTH, by (SPIi, peer): finds retransmitted
+        #: IKE_SA_INIT requests, counts toward the cookie threshold, and expires oldest first
+        #: (insertion order is creation order).
+        self.halfOpen: dict[tuple, IKESA] = {}
+        self.counters = Counters()
+        self.cookies = CookieJar(clock)
+        self._invalidSpiAnswers = RateLimiter(clock, settings.invalidSpiRate)
+        self._dropLog = RateLimiter(clock, 2.0, 10.0)
+        self._sweepCall = None
+        self._drainWaiters: list[Deferred] = []
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """
+        Begin expiring half-open SAs (a single timer for all of them, not one per SA).
+        """
+        if self._sweepCall is None:
+            self._sweepCall = self.clock.callLater(1.0, self._sweepHalfOpen)
+
+    def stop(self) -> None:
+        if self._sweepCall is not None and self._sweepCall.active():
+            self._sweepCall.cancel()
+        self._sweepCall = None
+        for sa in list(self.sas.values()):
+            self._cancelPending(sa)
+
+    def _sweepHalfOpen(self) -> None:
+        self._sweepCall = None
+        deadline = self.clock.seconds() - self.settings.halfOpenTimeout
+        for sa in list(self.halfOpen.values()):
+            if sa.createdAt > deadline:
+                break
+            self.counters.increment("half_open_expired")
+            self.removeSa(sa, "IKE_AUTH did not arrive in time")
+        self.start()
+
+    def shutdown(self, timeout: float = 2.0) -> Deferred:
+        """
+        Delete every established IKE SA with an INFORMATIONAL Delete, as a peer would expect on a
+        clean stop; fires when all are answered or after C{timeout} seconds.
+        """
+        for sa in list(self.sas.values()):
+            if sa.state is IKEState.ESTABLISHED:
+                self.deleteIkeSa(sa)
+            elif sa.state is not IKEState.DELETING:
+                self.removeSa(sa, "hub shutting down")
+        if not self._deleting():
+            return succeed(None)
+        waiter: Deferred = Deferred()
+        self._drainWaiters.append(waiter)
+        self.clock.callLater(timeout, self._drained)
+        return waiter
+
+    def _deleting(self) -> bool:
+        return any(sa.state is IKEState.DELETING for sa in self.sas.values())
+
+    def _drained(self) -> None:
+        waiters, self._drainWaiters = self._drainWaiters, []
+        for sa in list(self.sas.values()):
+            self.removeSa(sa, "hub shutting down")
+        for waiter in waiters:
+            waiter.callback(None)
+
+    # -- receiving --------------------------------------------------------------------------
+
+    def datagramReceived(self, data: bytes, peer: tuple[str, int], path: Path) -> None:
+        """
+        Handle one IKE message (without the non-ESP marker) from C{peer}, arrived by C{path}.
+        Never raises.
+        """
+        try:
+            self._dispatch(data, peer, path)
+        except Exception:
+            self.counters.increment("internal_error")
+            self.log.failure("Internal error handling an IKE datagram from {peer}", peer=peer[0])
+
+    def _drop(self, reason: str, peer: tuple[str, int]) -> None:
+        self.counters.increment("drop_" + reason)
+        if self._dropLog.allow():
+            self.log.debug(
+                "Dropped IKE datagram from {peer}: {reason}",
+                peer=f"{peer[0]}:{peer[1]}",
+                reason=reason,
+            )
+
+    def _dispatch(self, data: bytes, peer: tuple[str, int], path: Path) -> None:
+        if len(data) < IKE_HEADER_LENGTH:
+            return self._drop("truncated", peer)
+        try:
+            header = IKEHeader.fromBytes(data)
+        except InvalidMajorVersion:
+            return self._answerInvalidMajorVersion(data, peer, path)
+        except ParseError:
+            return self._drop("malformed_header", peer)
+        if header.length != len(data):
+            return self._drop("bad_length", peer)
+
+        # Our SPI is the responder's if the sender is the original initiator.
+        ourSpi = header.spiR if header.isInitiator else header.spiI
+        if header.isResponse:
+            sa = self.sas.get(ourSpi)
+            pending = sa.pending if sa is not None else None
+            if (
+                pending is None
+                or pending.messageId != header.messageId
+                or pending.exchangeType != header.exchangeType
+                or sa.isInitiator == header.isInitiator
+            ):
+                return self._drop("unexpected_response", peer)
+            return self._handleResponse(sa, data, header, peer, path)
+
+        if header.exchangeType == ExchangeType.IKE_SA_INIT:
+            if not header.isInitiator or header.spiR != ZERO_SPI or header.messageId != 0:
+                return self._drop("bad_ike_sa_init_header", peer)
+            return self.receiveInitRequest(data, header, peer, path)
+
+        sa = self.sas.get(ourSpi)
+        if sa is None or sa.isInitiator == header.isInitiator or sa.remoteSpi != (
+            header.spiI if header.isInitiator else header.spiR
+        ):
+            self._drop("unknown_spi", peer)
+            return self._answerInvalidIkeSpi(header, peer, path)
+        return self._handleRequest(sa, data, header, peer, path)
+
+    def _handleRequest(self, sa: IKESA, data, header: IKEHeader, peer, path) -> None:
+        messageId = header.messageId
+        if messageId != sa.nextPeerRequestId:
+            if (
+                messageId + 1 == sa.nextPeerRequestId
+                and sa.lastResponse is not None
+                and requestDigest(data) == sa.lastRequestHash
+            ):
+                self.counters.increment("retransmitted_request")
+                self._send(sa.lastResponse, peer, path)
+                return
+            return self._drop("message_id_outside_window", peer)
+        allowed = sa.state in (IKEState.ESTABLISHED, IKEState.DELETING) or (
+            sa.state is IKEState.HALF_OPEN and header.exchangeType == ExchangeType.IKE_AUTH
+        )
+        if not allowed:
+            return self._drop("exchange_not_allowed_in_state", peer)
+        try:
+            message = Message.fromBytes(data)
+        except ParseError:
+            return self._drop("malformed", peer)
+        if not isinstance(message.sk, SKPayload) or sa.skIn is None:
+            return self._drop("unprotected_request", peer)
+        try:
+            payloads = sa.skIn.unprotect(data, message)
+        except CryptoError:
+            return self._drop("integrity", peer)
+        except ParseError as e:
+            # Authenticated but malformed inside: the peer deserves the RFC's answer.
+            self._acceptRequest(sa, data, messageId, peer, path)
+            notifyType = e.notifyType or NotifyType.INVALID_SYNTAX
+            self.respond(sa, header.exchangeType, [self.notify(notifyType, e.notifyData)])
+            if sa.state is IKEState.HALF_OPEN:
+                self.removeSa(sa, "malformed IKE_AUTH request")
+            return
+        self._acceptRequest(sa, data, messageId, peer, path)
+        handler = getattr(self, "handle_" + _EXCHANGE_NAMES.get(header.exchangeType, "UNKNOWN"))
+        handler(sa, header, payloads)
+
+    def _acceptRequest(self, sa: IKESA, data, messageId, peer, path) -> None:
+        """
+        An authenticated request moves the window and, if the peer's NAT mapping moved, the SA
+        follows it (RFC 7296 section 2.23: only authenticated messages may move it).
+        """
+        sa.nextPeerRequestId = messageId + 1
+        sa.lastRequestHash = requestDigest(data)
+        sa.lastResponse = None
+        sa.lastHeard = self.clock.seconds()
+        if sa.peer != peer or sa.path != path:
+            self.movePeer(sa, peer, path)
+
+    def movePeer(self, sa: IKESA, peer, path) -> None:
+        sa.peer, sa.path = peer, path
+        for child in sa.children:
+            child.peer, child.path = peer, path
+
+    def handle_UNKNOWN(self, sa: IKESA, header: IKEHeader, payloads) -> None:
+        self.counters.increment("unknown_exchange")
+
+    def _handleResponse(self, sa: IKESA, data, header: IKEHeader, peer, path) -> None:
+        pending = sa.pending
+        try:
+            message = Message.fromBytes(data)
+            if header.exchangeType == ExchangeType.IKE_SA_INIT:
+                payloads = message.payloads
+            elif isinstance(message.sk, SKPayload) and sa.skIn is not None:
+                payloads = sa.skIn.unprotect(data, message)
+            else:
+                return self._drop("unprotected_response", peer)
+        except (ParseError, CryptoError):
+            # Keep waiting: a genuine answer may still come with our retransmission.
+            return self._drop("bad_response", peer)
+        self._cancelPending(sa)
+        sa.lastHeard = self.clock.seconds()
+        pending.onResponse(sa, header, payloads, data, peer, path)
+
+    # -- answering --------------------------------------------------------------------------
+
+    @staticmethod
+    def notify(notifyType: int, data: bytes = b"", protocolId: int = ProtocolId.NONE, spi=b""):
+        return NotifyPayload(protocolId, notifyType, spi, data)
+
+    def respond(self, sa: IKESA, exchangeType: int, payloads) -> None:
+        """
+        Answer the request the SA just accepted, and keep the answer for retransmissions.
+        """
+        datagram = sa.seal(exchangeType, sa.nextPeerRequestId - 1, payloads, response=True)
+        sa.lastResponse = datagram
+        self._send(datagram, sa.peer, sa.path)
+
+    def sendPlain(self, header: IKEHeader, payloads, peer, path) -> bytes:
+        """
+        Send an unencrypted message (IKE_SA_INIT and the stateless error answers).
+        """
+        datagram = Message(header, tuple(payloads)).toBytes()
+        self._send(datagram, peer, path)
+        return datagram
+
+    def _answerInvalidIkeSpi(self, header: IKEHeader, peer, path) -> None:
+        """
+        RFC 7296 section 2.21.4: a request for an IKE SA we do not have may be answered, outside
+        any SA and rate-limited, so a peer that lost us (a hub restart) learns it quickly.
+        """
+        if not self._invalidSpiAnswers.allow():
+            return
+        self.counters.increment("sent_invalid_ike_spi")
+        answer = IKEHeader(
+            header.spiI,
+            header.spiR,
+            0,
+            ExchangeType.INFORMATIONAL,
+            int(HeaderFlag.RESPONSE),
+            header.messageId,
+        )
+        self.sendPlain(answer, [self.notify(NotifyType.INVALID_IKE_SPI)], peer, path)
+
+    def _answerInvalidMajorVersion(self, data, peer, path) -> None:
+        self.counters.increment("drop_invalid_major_version")
+        flags = data[19]
+        if flags & HeaderFlag.RESPONSE or not self._invalidSpiAnswers.allow():
+            return
+        spiI, spiR = data[0:8], data[8:16]
+        (messageId,) = struct.unpack_from("!I", data, 20)
+        answer = IKEHeader(
+            spiI, spiR, 0, data[18], int(HeaderFlag.RESPONSE), messageId
+        )
+        payload = self.notify(NotifyType.INVALID_MAJOR_VERSION, b"\x20")
+        self.sendPlain(answer, [payload], peer, path)
+
+    # -- our own requests ---------------------------------------------------------------------
+
+    def sendRequest(self, sa: IKESA, exchangeType: int, payloads, onResponse, plain=False) -> None:
+        """
+        Send a request on C{sa} and retransmit it with exponential backoff until answered.
+        """
+        messageId = sa.nextRequestId
+        sa.nextRequestId += 1
+        header = sa.header(exchangeType, messageId, response=False)
+        if plain:
+            datagram = Message(header, tuple(payloads)).toBytes()
+        else:
+            datagram = sa.skOut.protect(header, payloads)
+        sa.pending = PendingRequest(messageId, datagram, exchangeType, onResponse)
+        self._transmit(sa)
+
+    def _transmit(self, sa: IKESA) -> None:
+        pending = sa.pending
+        self._send(pending.datagram, sa.peer, sa.path)
+        delay = self.settings.retransmitTimeout * self.settings.retransmitBase**pending.tries
+        pending.timer = self.clock.callLater(delay, self._retransmit, sa)
+
+    def _retransmit(self, sa: IKESA) -> None:
+        pending = sa.pending
+        if pending is None:
+            return
+        pending.timer = None
+        if pending.tries >= self.settings.retransmitTries:
+            self.counters.increment("peer_unresponsive")
+            self.removeSa(sa, "peer did not answer our requests")
+            return
+        pending.tries += 1
+        self.counters.increment("retransmitted")
+        self._transmit(sa)
+
+    def _cancelPending(self, sa: IKESA) -> None:
+        pending = sa.pending
+        if pending is not None and pending.timer is not None and pending.timer.active():
+            pending.timer.cancel()
+        sa.pending = None
+
+    # -- deleting -------------------------------------------------------------------------------
+
+    def deleteIkeSa(self, sa: IKESA) -> None:
+        """
+        Delete an established IKE SA (and with it its CHILD SAs) with an INFORMATIONAL exchange.
+        """
+        if sa.state is not IKEState.ESTABLISHED:
+            return self.removeSa(sa, "deleted locally")
+        if sa.pending is not None:
+            # One request at a time: the Delete supersedes whatever was outstanding.
+            self._cancelPending(sa)
+        sa.state = IKEState.DELETING
+        self.sendRequest(
+            sa,
+            ExchangeType.INFORMATIONAL,
+            [DeletePayload(ProtocolId.IKE, ())],
+            lambda sa, *rest: self.removeSa(sa, "deleted by the hub"),
+        )
+
+    def removeSa(self, sa: IKESA, reason: str) -> None:
+        """
+        Forget an IKE SA at once: its CHILD SAs leave the SAD and its address leases return.
+        """
+        if sa.state is IKEState.DEAD:
+            return
+        wasEstablished = sa.state in (IKEState.ESTABLISHED, IKEState.DELETING)
+        sa.state = IKEState.DEAD
+        self._cancelPending(sa)
+        if self.sas.get(sa.localSpi) is sa:
+            del self.sas[sa.localSpi]
+        if not sa.isInitiator:
+            key = (sa.spiI, sa.context)
+            if self.halfOpen.get(key) is sa:
+                del self.halfOpen[key]
+        for child in sa.children:
+            self.sad.remove(child)
+        sa.children = []
+        for pool, address in sa.virtualIps:
+            if pool is not None:  # an initiator's address was lent by the peer, not by us
+                pool.release(address)
+        sa.virtualIps = []
+        if sa.isInitiator and sa.context is not None:
+            self.abandonSetup(sa, reason)
+        if wasEstablished:
+            self.log.info(
+                "IKE SA with {peer} ({identity}) deleted: {reason}",
+                event="ike_sa_deleted",
+                reason=reason,
+                **sa.describe(),
+            )
+        if self._drainWaiters and not self._deleting():
+            self.clock.callLater(0, self._drained)
+
+    def newSpi(self) -> bytes:
+        while True:
+            spi = os.urandom(8)
+            if spi != ZERO_SPI and spi not in self.sas:
+                return spi

@@ -1,0 +1,408 @@
+"""
+The exchanges as the responder runs them (RFC 7296 sections 1.2-1.4, 2.6, 2.9, 2.15, 2.19).
+
+Order matters for safety: nothing is kept for an IKE_SA_INIT that fails (no proposal, wrong KE
+group, bad public value, missing cookie), and the hub sends its own AUTH only after verifying the
+initiator's. Authentication failures look the same for an unknown identity and a wrong key.
+"""
+
+import dataclasses
+import os
+import struct
+
+from ikehub.crypto.errors import CryptoError
+from ikehub.crypto.ke import newKeyExchange
+from ikehub.crypto.keys import deriveChildKeys, deriveIkeKeys
+from ikehub.crypto.proposals import selectChildProposal, selectIkeProposal
+from ikehub.ike.child import ChildSA
+from ikehub.ike.nat import natDetectionNotifies, peerIsBehindNat
+from ikehub.ike.psk import pskAuthData, signedOctets, verifyPskAuth
+from ikehub.ike.sa import ZERO_SPI, IKESA, IKEState
+from ikehub.ike.ts import hostNetwork, narrow
+from ikehub.wire.constants import (
+    AuthMethod,
+    CfgType,
+    ConfigAttributeType,
+    ExchangeType,
+    HeaderFlag,
+    NotifyType,
+    ProtocolId,
+)
+from ikehub.wire.errors import ParseError, UnsupportedCriticalPayload
+from ikehub.wire.header import IKEHeader
+from ikehub.wire.identity import Identity
+from ikehub.wire.message import Message
+from ikehub.wire.payloads import (
+    AuthPayload,
+    ConfigAttribute,
+    CPPayload,
+    DeletePayload,
+    IDiPayload,
+    IDrPayload,
+    KEPayload,
+    NoncePayload,
+    NotifyPayload,
+    SAPayload,
+    TSiPayload,
+    TSrPayload,
+)
+
+NONCE_MIN, NONCE_MAX = 16, 256
+_GROUP = struct.Struct("!H")
+
+
+class DuplicatePayload(Exception):
+    pass
+
+
+def single(payloads, cls):
+    """
+    The one payload of type C{cls}, or None; two of them is a malformed message.
+    """
+    found = None
+    for payload in payloads:
+        if type(payload) is cls:
+            if found is not None:
+                raise DuplicatePayload(cls.__name__)
+            found = payload
+    return found
+
+
+def notifiesOf(payloads) -> list[NotifyPayload]:
+    return [p for p in payloads if type(p) is NotifyPayload]
+
+
+def hasNotify(payloads, notifyType: int) -> bool:
+    return any(type(p) is NotifyPayload and p.notifyType == notifyType for p in payloads)
+
+
+class ResponderExchanges:
+    """
+    Mixed into L{ikehub.ike.endpoint.IKEEndpoint}.
+    """
+
+    # -- IKE_SA_INIT ------------------------------------------------------------------------
+
+    def receiveInitRequest(self, data: bytes, header: IKEHeader, peer, path) -> None:
+        existing = self.halfOpen.get((header.spiI, peer))
+        if existing is not None:
+            if existing.lastResponse is not None and existing.initRequest == data:
+                self.counters.increment("retransmitted_request")
+                self._send(existing.lastResponse, peer, path)
+            else:
+                self._drop("ike_sa_init_for_existing_sa", peer)
+            return
+        try:
+            message = Message.fromBytes(data)
+        except UnsupportedCriticalPayload as e:
+            self._initError(header, peer, path, NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, e.notifyData)
+            return
+        except ParseError:
+            return self._drop("malformed", peer)
+        try:
+            self._respondToInit(data, header, message, peer, path)
+        except DuplicatePayload:
+            self._drop("duplicate_payload", peer)
+
+    def _initError(self, header: IKEHeader, peer, path, notifyType: int, data: bytes = b""):
+        """
+        A stateless IKE_SA_INIT answer: only the notify, responder SPI zero (RFC 7296 section 2.6,
+        1.2, 2.21.1).
+        """
+        self.counters.increment("sent_" + NotifyType(notifyType).name.lower())
+        answer = IKEHeader(
+            header.spiI,
+            ZERO_SPI,
+            0,
+            ExchangeType.IKE_SA_INIT,
+            int(HeaderFlag.RESPONSE),
+            header.messageId,
+        )
+        self.sendPlain(answer, [self.notify(notifyType, data)], peer, path)
+
+    def _respondToInit(self, data, header: IKEHeader, message: Message, peer, path) -> None:
+        payloads = message.payloads
+        saPayload = single(payloads, SAPayload)
+        kePayload = single(payloads, KEPayload)
+        noncePayload = single(payloads, NoncePayload)
+        if saPayload is None or kePayload is None or noncePayload is None:
+            return self._drop("ike_sa_init_missing_payload", peer)
+        nonceI = noncePayload.nonce
+        if not NONCE_MIN <= len(nonceI) <= NONCE_MAX:
+            return self._initError(header, peer, path, NotifyType.INVALID_SYNTAX)
+
+        if len(self.halfOpen) >= self.settings.cookieThreshold:
+            cookie = payloads[0] if payloads and type(payloads[0]) is NotifyPayload else None
+            if (
+                cookie is None
+                or cookie.notifyType != NotifyType.COOKIE
+                or not self.cookies.check(cookie.data, nonceI, peer[0], header.spiI)
+            ):
+                made = self.cookies.make(nonceI, peer[0], header.spiI)
+                return self._initError(header, peer, path, NotifyType.COOKIE, made)
+
+        chosen = selectIkeProposal(self.settings.ikeProposals, saPayload.proposals)
+        if chosen is None:
+            return self._initError(header, peer, path, NotifyType.NO_PROPOSAL_CHOSEN)
+        proposal, suite = chosen
+        if kePayload.group != suite.keGroup:
+            return self._initError(
+                header, peer, path, NotifyType.INVALID_KE_PAYLOAD, _GROUP.pack(suite.keGroup)
+            )
+        try:
+            kex = newKeyExchange(suite.keGroup)
+            sharedSecret = kex.computeSharedSecret(kePayload.keyData)
+        except CryptoError:
+            return self._initError(header, peer, path, NotifyType.INVALID_SYNTAX)
+
+        spiR = self.newSpi()
+        nonceR = os.urandom(32)
+        sa = IKESA(False, header.spiI, spiR, peer, path, self.clock.seconds())
+        sa.context = peer
+        sa.nonceI, sa.nonceR = nonceI, nonceR
+        sa.installKeys(
+            suite,
+            deriveIkeKeys(
+                suite.prf, suite.encr, suite.integ, nonceI, nonceR, sharedSecret, header.spiI, spiR
+            ),
+        )
+        sa.nextPeerRequestId = 1
+        sa.initRequest = data
+
+        answer = [
+            SAPayload((proposal,)),
+            KEPayload(suite.keGroup, kex.publicKey),
+            NoncePayload(nonceR),
+        ]
+        local = None if self.settings.forceEncap else self.localAddressFor(peer)
+        answer.extend(natDetectionNotifies(header.spiI, spiR, local, peer))
+        responseHeader = IKEHeader(
+            header.spiI, spiR, 0, ExchangeType.IKE_SA_INIT, int(HeaderFlag.RESPONSE), 0
+        )
+        sa.initResponse = sa.lastResponse = self.sendPlain(responseHeader, answer, peer, path)
+        sa.lastRequestHash = b""
+        self.sas[spiR] = sa
+        self.halfOpen[(header.spiI, peer)] = sa
+        if peerIsBehindNat(notifiesOf(payloads), header.spiI, ZERO_SPI, peer):
+            self.counters.increment("peer_behind_nat")
+
+    def localAddressFor(self, peer) -> tuple[str, int] | None:
+        """
+        The hub's own address as the peer sees it, for an honest NAT_DETECTION_SOURCE_IP; unknown
+        to the sans-IO core unless the glue tells it, so L{None} (a NAT is reported).
+        """
+        return None
+
+    # -- IKE_AUTH ---------------------------------------------------------------------------
+
+    def handle_IKE_AUTH(self, sa: IKESA, header: IKEHeader, payloads) -> None:
+        try:
+            self._authenticate(sa, payloads)
+        except DuplicatePayload as e:
+            self.respond(sa, ExchangeType.IKE_AUTH, [self.notify(NotifyType.INVALID_SYNTAX)])
+            self.removeSa(sa, f"duplicate {e} payload in IKE_AUTH")
+
+    def _authFailed(self, sa: IKESA, reason: str) -> None:
+        self.counters.increment("authentication_failed")
+        self.respond(sa, ExchangeType.IKE_AUTH, [self.notify(NotifyType.AUTHENTICATION_FAILED)])
+        self.log.warn(
+            "IKE SA with {peer} ({identity}) failed: {reason}",
+            event="ike_sa_failed",
+            reason=reason,
+            **sa.describe(),
+        )
+        self.removeSa(sa, reason)
+
+    def _authenticate(self, sa: IKESA, payloads) -> None:
+        idi = single(payloads, IDiPayload)
+        auth = single(payloads, AuthPayload)
+        if idi is None:
+            self.respond(sa, ExchangeType.IKE_AUTH, [self.notify(NotifyType.INVALID_SYNTAX)])
+            return self.removeSa(sa, "IKE_AUTH without IDi")
+        try:
+            sa.peerIdentity = Identity(idi.idType, idi.data)
+        except ValueError:
+            return self._authFailed(sa, "IDi payload is not a valid identity")
+        if auth is None:
+            return self._authFailed(sa, "no AUTH payload (EAP is not offered)")
+
+        decision = self.pad.lookup(sa.peerIdentity, sa.peer[0])
+        entry = decision.entry
+        usable = (
+            entry is not None
+            and entry.auth == "psk"
+            and entry.psk is not None
+            and auth.method == AuthMethod.SHARED_KEY_MIC
+        )
+        prf = sa.suite.prf
+        octets = signedOctets(prf, sa.initRequest, sa.nonceR, sa.keys.skPi, idi.bodyBytes())
+        # Verify with a throw-away key when there is nothing to verify against, so an unknown
+        # identity costs the same as a wrong key.
+        psk = entry.psk if usable else os.urandom(32)
+        if not verifyPskAuth(prf, psk, octets, auth.data) or not usable:
+            why = decision.reason if entry is None else "AUTH payload did not verify"
+            if entry is not None and not usable:
+                why = f"PAD entry {entry.name!r} requires auth {entry.auth!r}"
+            return self._authFailed(sa, why)
+        sa.entry = entry
+
+        idr = IDrPayload(self.settings.identity.idType, self.settings.identity.data)
+        ourOctets = signedOctets(prf, sa.initResponse, sa.nonceI, sa.keys.skPr, idr.bodyBytes())
+        answer: list = [idr, AuthPayload(AuthMethod.SHARED_KEY_MIC, pskAuthData(prf, entry.psk, ourOctets))]
+
+        addressFailed = False
+        cp = single(payloads, CPPayload)
+        if cp is not None and cp.cfgType == CfgType.CFG_REQUEST:
+            reply = self._configReply(sa, entry, cp)
+            if reply is None:
+                addressFailed = True
+            elif reply.attributes:
+                answer.append(reply)
+
+        saPayload = single(payloads, SAPayload)
+        if addressFailed:
+            answer.append(self.notify(NotifyType.INTERNAL_ADDRESS_FAILURE))
+        elif saPayload is not None:
+            answer.extend(
+                self._createChild(
+                    sa, saPayload, single(payloads, TSiPayload), single(payloads, TSrPayload)
+                )
+            )
+
+        sa.state = IKEState.ESTABLISHED
+        self.halfOpen.pop((sa.spiI, sa.context), None)
+        self.respond(sa, ExchangeType.IKE_AUTH, answer)
+        # Only AUTH needed these; an established SA keeps nothing it will not use again.
+        sa.initRequest = sa.initResponse = b""
+        self.counters.increment("ike_sa_established")
+        self.log.info(
+            "IKE SA with {peer} ({identity}) established, PAD entry {entry}, virtual IP {vip}",
+            event="ike_sa_established",
+            entry=entry.name,
+            vip=", ".join(str(a) for _, a in sa.virtualIps) or None,
+            children=[child.inboundSpi.hex() for child in sa.children],
+            **sa.describe(),
+        )
+
+    def _configReply(self, sa: IKESA, entry, cp: CPPayload) -> CPPayload | None:
+        """
+        Answer a CFG_REQUEST: lend an address from the entry's pool (and its DNS servers).
+        Returns None when an address was wanted but none could be lent.
+        """
+        wanted = {attr.attrType for attr in cp.attributes}
+        pool = entry.pool
+        attributes: list[ConfigAttribute] = []
+        wantsV4 = ConfigAttributeType.INTERNAL_IP4_ADDRESS in wanted
+        wantsV6 = ConfigAttributeType.INTERNAL_IP6_ADDRESS in wanted
+        if pool is None or not (wantsV4 or wantsV6):
+            return CPPayload(CfgType.CFG_REPLY, ())
+        if not (wantsV6 if pool.first.version == 6 else wantsV4):
+            return None
+        address = pool.acquire(str(sa.peerIdentity))
+        if address is None:
+            self.counters.increment("pool_exhausted")
+            return None
+        sa.virtualIps.append((pool, address))
+        if address.version == 4:
+            attributes.append(
+                ConfigAttribute(ConfigAttributeType.INTERNAL_IP4_ADDRESS, address.packed)
+            )
+        else:
+            attributes.append(
+                ConfigAttribute(ConfigAttributeType.INTERNAL_IP6_ADDRESS, address.packed + b"\x80")
+            )
+        for server in pool.dns:
+            kind = (
+                ConfigAttributeType.INTERNAL_IP4_DNS
+                if server.version == 4
+                else ConfigAttributeType.INTERNAL_IP6_DNS
+            )
+            attributes.append(ConfigAttribute(kind, server.packed))
+        return CPPayload(CfgType.CFG_REPLY, tuple(attributes))
+
+    def _allowedRemote(self, sa: IKESA, entry):
+        networks = []
+        for allowed in entry.remoteTs:
+            if allowed == "dynamic":
+                if sa.virtualIps:
+                    networks.extend(hostNetwork(address) for _, address in sa.virtualIps)
+                else:
+                    networks.append(hostNetwork(sa.peer[0]))
+            else:
+                networks.append(allowed)
+        return networks
+
+    def _createChild(self, sa: IKESA, saPayload, tsi, tsr) -> list:
+        """
+        Negotiate the first CHILD SA. A failure here costs only the CHILD SA: the IKE SA stands
+        (RFC 7296 section 1.2), and the answer carries the notify instead of SA/TSi/TSr.
+        """
+        if tsi is None or tsr is None:
+            return [self.notify(NotifyType.TS_UNACCEPTABLE)]
+        chosen = selectChildProposal(self.settings.espProposals, saPayload.proposals)
+        if chosen is None:
+            self.counters.increment("child_no_proposal_chosen")
+            return [self.notify(NotifyType.NO_PROPOSAL_CHOSEN)]
+        proposal, suite = chosen
+        narrowedI = narrow(tsi.selectors, self._allowedRemote(sa, sa.entry))
+        narrowedR = narrow(tsr.selectors, sa.entry.localTs)
+        if not narrowedI or not narrowedR:
+            self.counters.increment("child_ts_unacceptable")
+            return [self.notify(NotifyType.TS_UNACCEPTABLE)]
+        inboundSpi = self.sad.allocateSpi()
+        child = ChildSA(
+            inboundSpi=inboundSpi,
+            outboundSpi=proposal.spi,
+            suite=suite,
+            localTs=narrowedR,
+            remoteTs=narrowedI,
+            peer=sa.peer,
+            path=sa.path,
+            ikeSpi=sa.localSpi,
+            createdAt=self.clock.seconds(),
+        )
+        child.setKeys(
+            deriveChildKeys(
+                sa.suite.prf, sa.keys.skD, suite.encr, suite.integ, sa.nonceI, sa.nonceR
+            ),
+            isInitiator=False,
+        )
+        self.sad.install(child)
+        sa.children.append(child)
+        return [
+            SAPayload((dataclasses.replace(proposal, spi=inboundSpi),)),
+            TSiPayload(narrowedI),
+            TSrPayload(narrowedR),
+        ]
+
+    # -- INFORMATIONAL and CREATE_CHILD_SA ----------------------------------------------------
+
+    def handle_INFORMATIONAL(self, sa: IKESA, header: IKEHeader, payloads) -> None:
+        deletes = [p for p in payloads if type(p) is DeletePayload]
+        if any(d.protocolId == ProtocolId.IKE for d in deletes):
+            self.respond(sa, ExchangeType.INFORMATIONAL, [])
+            self.removeSa(sa, "deleted by the peer")
+            return
+        answer = []
+        for delete in deletes:
+            if delete.protocolId != ProtocolId.ESP:
+                continue
+            ours = []
+            for spi in delete.spis:
+                child = next((c for c in sa.children if c.outboundSpi == spi), None)
+                if child is not None:
+                    ours.append(child.inboundSpi)
+                    sa.children.remove(child)
+                    self.sad.remove(child)
+            if ours:
+                answer.append(DeletePayload(ProtocolId.ESP, tuple(ours)))
+        self.respond(sa, ExchangeType.INFORMATIONAL, answer)
+
+    def handle_CREATE_CHILD_SA(self, sa: IKESA, header: IKEHeader, payloads) -> None:
+        # Additional CHILD SAs and rekeying arrive with the SA-lifecycle work; until then the
+        # RFC's answer lets the peer keep its current SAs.
+        self.counters.increment("create_child_sa_refused")
+        self.respond(
+            sa, ExchangeType.CREATE_CHILD_SA, [self.notify(NotifyType.NO_ADDITIONAL_SAS)]
+        )
+

@@ -1,0 +1,145 @@
+"""
+The IKE SA (RFC 7296 section 1): its keys, its peer, and the two message-ID windows.
+
+An IKE SA is both a responder (to the peer's requests: message-ID window of one, the last response
+cached and re-sent on a byte-identical retransmission) and an initiator (of our own requests: one
+outstanding at a time, retransmitted with exponential backoff on the injected clock until answered
+or given up). The exchanges themselves live in C{ikehub.ike.endpoint}.
+"""
+
+from enum import Enum
+from typing import Any, Callable
+
+from ikehub.crypto.keys import IkeKeys
+from ikehub.crypto.proposals import IkeSuite
+from ikehub.crypto.sk import SKCodec, ikeSkCodecs
+from ikehub.wire.constants import HeaderFlag
+from ikehub.wire.header import IKEHeader
+
+ZERO_SPI = b"\x00" * 8
+
+
+class IKEState(Enum):
+    #: Initiator: IKE_SA_INIT sent, waiting for the response.
+    INIT_SENT = "INIT_SENT"
+    #: Responder: IKE_SA_INIT answered, waiting for IKE_AUTH (a half-open SA).
+    HALF_OPEN = "HALF_OPEN"
+    #: Initiator: IKE_AUTH sent, waiting for the response.
+    AUTH_SENT = "AUTH_SENT"
+    ESTABLISHED = "ESTABLISHED"
+    #: A Delete for the IKE SA was sent; waiting for its answer.
+    DELETING = "DELETING"
+    DEAD = "DEAD"
+
+
+class PendingRequest:
+    """
+    Our one outstanding request: its bytes, for retransmission, and what to do with the answer.
+    """
+
+    __slots__ = ("messageId", "datagram", "exchangeType", "tries", "timer", "onResponse")
+
+    def __init__(self, messageId, datagram, exchangeType, onResponse):
+        self.messageId = messageId
+        self.datagram = datagram
+        self.exchangeType = exchangeType
+        self.tries = 0
+        self.timer: Any = None
+        self.onResponse: Callable = onResponse
+
+
+class IKESA:
+    __slots__ = (
+        "isInitiator",
+        "spiI",
+        "spiR",
+        "state",
+        "peer",
+        "path",
+        "suite",
+        "keys",
+        "skOut",
+        "skIn",
+        "nonceI",
+        "nonceR",
+        "initRequest",
+        "initResponse",
+        "peerIdentity",
+        "entry",
+        "virtualIps",
+        "children",
+        "createdAt",
+        "lastHeard",
+        "nextPeerRequestId",
+        "lastResponse",
+        "lastRequestHash",
+        "nextRequestId",
+        "pending",
+        "context",
+    )
+
+    def __init__(self, isInitiator: bool, spiI: bytes, spiR: bytes, peer, path, now: float):
+        self.isInitiator = isInitiator
+        self.spiI = spiI
+        self.spiR = spiR
+        self.state = IKEState.INIT_SENT if isInitiator else IKEState.HALF_OPEN
+        self.peer: tuple[str, int] = peer
+        #: The network glue's token for how we reach the peer (see ikehub.ike.endpoint.Path).
+        self.path = path
+        self.suite: IkeSuite | None = None
+        self.keys: IkeKeys | None = None
+        self.skOut: SKCodec | None = None
+        self.skIn: SKCodec | None = None
+        self.nonceI = b""
+        self.nonceR = b""
+        self.initRequest = b""
+        self.initResponse = b""
+        self.peerIdentity = None
+        self.entry = None
+        self.virtualIps: list = []
+        self.children: list = []
+        self.createdAt = now
+        self.lastHeard = now
+        self.nextPeerRequestId = 0
+        self.lastResponse: bytes | None = None
+        self.lastRequestHash = 0
+        self.nextRequestId = 0
+        self.pending: PendingRequest | None = None
+        #: Role-specific scratch space during setup (the initiator's Deferred and spec).
+        self.context: Any = None
+
+    @property
+    def localSpi(self) -> bytes:
+        return self.spiI if self.isInitiator else self.spiR
+
+    @property
+    def remoteSpi(self) -> bytes:
+        return self.spiR if self.isInitiator else self.spiI
+
+    def installKeys(self, suite: IkeSuite, keys: IkeKeys) -> None:
+        self.suite = suite
+        self.keys = keys
+        self.skOut, self.skIn = ikeSkCodecs(suite, keys, self.isInitiator)
+
+    def header(self, exchangeType: int, messageId: int, response: bool) -> IKEHeader:
+        flags = HeaderFlag.INITIATOR if self.isInitiator else HeaderFlag.NONE
+        if response:
+            flags |= HeaderFlag.RESPONSE
+        return IKEHeader(self.spiI, self.spiR, 0, exchangeType, int(flags), messageId)
+
+    def seal(self, exchangeType: int, messageId: int, payloads, response: bool) -> bytes:
+        """
+        Encode C{payloads} inside an SK payload under this SA's outbound keys.
+        """
+        return self.skOut.protect(self.header(exchangeType, messageId, response), payloads)
+
+    def describe(self) -> dict:
+        """
+        Structured log fields naming this SA; never keys.
+        """
+        return {
+            "peer": f"{self.peer[0]}:{self.peer[1]}",
+            "spi_i": self.spiI.hex(),
+            "spi_r": self.spiR.hex(),
+            "identity": str(self.peerIdentity) if self.peerIdentity is not None else None,
+        }

@@ -1,0 +1,90 @@
+"""
+The interfaces that connect ikehub's layers.
+
+The IKE SA machine (C{ikehub.ike}) sits below policy and the ESP datapath in the import graph, so it
+reaches them only through these interfaces: the PAD tells it who a peer is allowed to be, the
+address pools lend virtual IPs, and the SAD receives the CHILD SAs it negotiates.
+"""
+
+from zope.interface import Attribute, Interface
+
+
+class IAddressPool(Interface):
+    """
+    A pool of virtual IP addresses lent to peers through the configuration payload (CP).
+    """
+
+    name = Attribute("The pool's configured name, for logs.")
+    first = Attribute("The pool's first address; its C{version} is the pool's family.")
+    dns = Attribute("Tuple of DNS server addresses handed out with every lease.")
+
+    def acquire(identity):
+        """
+        Lend an address to C{identity} (its string form).
+
+        @return: an C{ipaddress} address, or L{None} when the pool is exhausted.
+        """
+
+    def release(address):
+        """
+        Give a lent address back to the pool.
+        """
+
+
+class IPADEntry(Interface):
+    """
+    What the Peer Authorization Database (RFC 4301 section 4.4.3) allows one authenticated peer.
+    """
+
+    name = Attribute("The entry's name, for logs and decision records.")
+    auth = Attribute("Name of the authenticator this peer must use, e.g. 'psk'.")
+    psk = Attribute("The pre-shared key as bytes, or None; never logged.")
+    pool = Attribute("An IAddressPool for virtual IPs, or None.")
+    localTs = Attribute("Tuple of ip_network: what the hub offers behind it.")
+    remoteTs = Attribute(
+        "Tuple of ip_network or the string 'dynamic' (the peer's virtual IP or IKE address): "
+        "what the peer may use as its own side of a CHILD SA."
+    )
+
+
+class IPeerAuthorizationDatabase(Interface):
+    """
+    The PAD as the IKE SA machine sees it.
+    """
+
+    def lookup(identity, peerAddress):
+        """
+        Find the entry that governs C{identity} connecting from C{peerAddress}.
+
+        @param identity: the peer's claimed L{ikehub.wire.identity.Identity} (from IDi).
+        @param peerAddress: the peer's IP address as a string.
+        @return: an object with C{entry} (an L{IPADEntry}, or L{None} when refused) and
+            C{reason} (a sentence saying which entry matched or why none did).
+        """
+
+
+class ISecurityAssociationDatabase(Interface):
+    """
+    The SAD (RFC 4301 section 4.4.2) as the IKE SA machine sees it: where CHILD SAs are installed
+    once negotiated and removed when deleted.
+    """
+
+    def allocateSpi():
+        """
+        Reserve and return a fresh inbound ESP SPI (4 bytes) that is neither in use nor reserved.
+        """
+
+    def releaseSpi(spi):
+        """
+        Give back a reserved SPI whose CHILD SA was never installed.
+        """
+
+    def install(childSa):
+        """
+        Make a negotiated L{ikehub.ike.child.ChildSA} carry traffic.
+        """
+
+    def remove(childSa):
+        """
+        Stop using a CHILD SA and forget its keys; removing an unknown SA is harmless.
+        """

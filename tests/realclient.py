@@ -1,0 +1,107 @@
+"""
+Shared pieces of the real-client tests: an ikehub configuration and strongSwan client
+configurations that match it, in the documentation address ranges the topology uses.
+"""
+
+import ipaddress
+import time
+
+HUB_PSK = "real-client-test-psk-0123456789"
+POOL = ipaddress.ip_network("198.51.100.0/24")
+
+HUB_CONFIG = """
+[hub]
+identity = "hub.example.com"
+listen = ["192.0.2.1"]
+port = {port}
+natt_port = {nattPort}
+{hubExtra}
+
+[pools.roadwarriors]
+addresses = "198.51.100.10-198.51.100.200"
+dns = ["192.0.2.53"]
+
+[[peers]]
+name = "roadwarriors"
+identity = "*@example.com"
+auth = "psk"
+psk = "{psk}"
+pool = "roadwarriors"
+local_ts = ["203.0.113.0/24"]
+
+[[peers]]
+name = "static"
+identity = "static.example.com"
+auth = "psk"
+psk = "{psk}"
+local_ts = ["203.0.113.0/24"]
+"""
+
+
+def hubConfig(port=500, nattPort=4500, psk=HUB_PSK, hubExtra="") -> str:
+    return HUB_CONFIG.format(port=port, nattPort=nattPort, psk=psk, hubExtra=hubExtra)
+
+
+def clientConfig(
+    identity="alice@example.com",
+    proposals="aes256-sha256-modp2048",
+    espProposals="aes256gcm16",
+    vips=True,
+    remotePort=None,
+) -> str:
+    lines = [
+        "connections {",
+        "    home {",
+        "        remote_addrs = 192.0.2.1",
+        f"        proposals = {proposals}",
+    ]
+    if vips:
+        lines.append("        vips = 0.0.0.0")
+    if remotePort is not None:
+        lines.append(f"        remote_port = {remotePort}")
+    lines += [
+        "        local {",
+        "            auth = psk",
+        f"            id = {identity}",
+        "        }",
+        "        remote {",
+        "            auth = psk",
+        "            id = hub.example.com",
+        "        }",
+        "        children {",
+        "            home {",
+        "                remote_ts = 203.0.113.0/24",
+        f"                esp_proposals = {espProposals}",
+        "            }",
+        "        }",
+        "    }",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def clientSecrets(identity="alice@example.com", psk=HUB_PSK) -> str:
+    return f"""
+ike-home {{
+    id = {identity}
+    secret = "{psk}"
+}}
+"""
+
+
+def onlyIkeSa(client) -> dict:
+    sas = client.listSas()
+    assert len(sas) == 1, sas
+    return sas[0]
+
+
+def waitFor(predicate, timeout=10.0, interval=0.1):
+    """
+    Poll C{predicate} until it returns something true or C{timeout} passes; returns its last value.
+    """
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value and time.monotonic() < deadline:
+        time.sleep(interval)
+        value = predicate()
+    return value
