@@ -2,7 +2,7 @@
 Handshake benchmark: how many IKE SAs (with their first CHILD SA) the hub sets up per second, and
 what each costs the responder in CPU.
 
-A real hub process (C{python -m twisted ikehub}) listens on loopback; separate initiator processes
+A real hub process (C{twistd -n ikehub}) listens on loopback; separate initiator processes
 run ikehub's own sans-IO initiator over real UDP sockets with a bounded number of handshakes in
 flight. The responder's CPU time comes from /proc before and after the run, so it counts
 everything the hub process did: parsing, crypto, Python around it, logging, the reactor.
@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 HUB_HOST = "127.0.0.1"
+TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 PSK = "benchmark-pre-shared-key-0123456789"
 SCENARIOS = {
     "psk-x25519-gcm": ("aes256gcm16-prfsha256-x25519", "aes256gcm16"),
@@ -55,10 +56,14 @@ def freePort() -> int:
         return s.getsockname()[1]
 
 
-def cpuSeconds(pid: int) -> float:
+def cpuSeconds(pid: int) -> tuple[float, float]:
+    """
+    (user, system) CPU seconds of a process so far. System time matters here: on loopback the
+    kernel delivers each datagram to the receiver in the sender's context.
+    """
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
 
 
 def waitForPort(port: int, timeout: float = 15.0) -> None:
@@ -152,6 +157,7 @@ def main() -> None:
     parser.add_argument("--initiators", type=int, default=1, help="initiator processes")
     parser.add_argument("--window", type=int, default=64, help="handshakes in flight per initiator")
     parser.add_argument("--scenario", default="psk-x25519-gcm", choices=sorted(SCENARIOS))
+    parser.add_argument("--profile-hub", metavar="FILE", help="save a cProfile of the hub to FILE")
     parser.add_argument("--role", default="driver", choices=["driver", "initiator"])
     parser.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -170,8 +176,9 @@ def main() -> None:
             HUB_CONFIG.format(host=HUB_HOST, port=port, nattPort=nattPort, ike=ike, esp=esp, psk=PSK)
         )
         hub = subprocess.Popen(
-            [sys.executable, "-m", "twisted", "-n", "--pidfile=", "--logfile", str(Path(tmp) / "hub.log"),
-             "ikehub", "--config", str(config)],
+            [sys.executable, "-c", TWISTD, "-n", "--pidfile=", "--logfile", str(Path(tmp) / "hub.log")]
+            + (["--profile", args.profile_hub, "--profiler", "cprofile", "--savestats"] if args.profile_hub else [])
+            + ["ikehub", "--config", str(config)],
             env=env,
         )
         try:
@@ -192,7 +199,9 @@ def main() -> None:
             ]
             results = [json.loads(p.communicate(timeout=600)[0]) for p in initiators]
             wall = time.perf_counter() - wallBefore
-            cpu = cpuSeconds(hub.pid) - cpuBefore
+            cpuAfter = cpuSeconds(hub.pid)
+            user, system = cpuAfter[0] - cpuBefore[0], cpuAfter[1] - cpuBefore[1]
+            cpu = user + system
         finally:
             hub.send_signal(signal.SIGTERM)
             try:
@@ -209,7 +218,10 @@ def main() -> None:
     print(f"scenario                  {args.scenario} ({ike} / ESP {esp})")
     print(f"IKE SAs established       {done} ({failed} failed) by {args.initiators} initiator process(es)")
     print(f"IKE SAs per second        {done / wall:,.0f} (wall clock, limited by the initiators on this machine)")
-    print(f"responder CPU per SA      {cpu / done * 1e6:,.0f} us  (=> {done / cpu:,.0f} SAs/s per responder core)")
+    print(
+        f"responder CPU per SA      {cpu / done * 1e6:,.0f} us = {user / done * 1e6:,.0f} user + "
+        f"{system / done * 1e6:,.0f} system  (=> {done / cpu:,.0f} SAs/s per responder core)"
+    )
     print(f"setup latency p50 / p99   {p50:.2f} ms / {p99:.2f} ms")
 
 

@@ -88,3 +88,36 @@ class ISecurityAssociationDatabase(Interface):
         """
         Stop using a CHILD SA and forget its keys; removing an unknown SA is harmless.
         """
+
+
+class IPacketInterface(Interface):
+    """
+    The inner-packet side of the hub: where decrypted packets leave for the LAN and where packets
+    bound for peers come from.  A TUN device in production, a memory sink in tests.
+    """
+
+    name = Attribute("The interface name, for logs (e.g. 'ikehub0').")
+    mtu = Attribute("The largest inner packet, in bytes, the interface accepts and delivers.")
+
+    def writePacket(packet):
+        """
+        Deliver one IPv4 or IPv6 packet (bytes, no link header or packet information).
+
+        Never raises: a packet the interface cannot take is counted and dropped.
+        """
+
+    def setReceiver(receiver):
+        """
+        Set who gets each packet read from the interface: C{receiver(packet)} is called with the
+        packet's bytes, once per packet, while reading.
+        """
+
+    def startReading():
+        """
+        Begin delivering packets to the receiver.
+        """
+
+    def stopReading():
+        """
+        Stop delivering packets; they wait (or are dropped by the kernel) until reading resumes.
+        """

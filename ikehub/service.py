@@ -5,6 +5,8 @@ This is where the layers meet: the PAD and pools from the configuration, the SAD
 IKE endpoint on the reactor's clock, and one UDP listener per configured address and port.
 """
 
+import os
+
 from twisted.application import internet
 from twisted.application.service import MultiService
 from twisted.logger import Logger
@@ -12,6 +14,7 @@ from twisted.logger import Logger
 from ikehub.config import HubConfig
 from ikehub.esp.sad import SAD
 from ikehub.ike.endpoint import IKEEndpoint
+from ikehub.ike.keylog import wiresharkKeyLine
 from ikehub.ike.settings import IKESettings
 from ikehub.net.udp import IKEDatagramProtocol, sendVia
 from ikehub.policy.pad import PAD
@@ -60,9 +63,29 @@ class IKEHubService(MultiService):
                 internet.UDPServer(port, protocol, interface=address).setServiceParent(self)
         natt = next(p for p in self.protocols if p.isNattPort)
         self.endpoint.floatPath = natt.framedPath
+        self._keyLog = None
+
+    def _openKeyLog(self, path: str) -> None:
+        """
+        C{save_keys}: append every IKE SA's keys to C{path} (mode 0600) for Wireshark.
+        """
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._keyLog = os.fdopen(fd, "a", buffering=1)
+
+        def record(sa) -> None:
+            self._keyLog.write(wiresharkKeyLine(sa))
+
+        self.endpoint.keysDerived = record
+        self.log.warn(
+            "save_keys is on: IKE keys are written to {path}; anyone who can read it can decrypt "
+            "IKE traffic. Turn it off outside debugging.",
+            path=path,
+        )
 
     def startService(self) -> None:
         super().startService()
+        if self.config.saveKeys:
+            self._openKeyLog(self.config.saveKeys)
         self.endpoint.start()
         self.log.info(
             "ikehub {identity} listening on {listen} ports {port}/{nattPort} ({peers} PAD entries)",
@@ -82,6 +105,9 @@ class IKEHubService(MultiService):
 
         def closeSockets(_):
             self.endpoint.stop()
+            if self._keyLog is not None:
+                self._keyLog.close()
+                self._keyLog = None
             return stopChildren()
 
         return self.endpoint.shutdown().addCallback(closeSockets)

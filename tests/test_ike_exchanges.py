@@ -224,6 +224,15 @@ class ChildErrorTests(SynchronousTestCase):
         self.assertEqual(sa.children, [])
         self.assertEqual(pair.hub.counters["child_no_proposal_chosen"], 1)
 
+    def test_pfsGroupInIkeAuthIsIgnored(self):
+        """
+        A client listing a PFS group in IKE_AUTH's ESP proposal still gets its first CHILD SA: the
+        group only matters for later CREATE_CHILD_SA exchanges (RFC 7296 section 1.2).
+        """
+        pair = Pair()
+        [sa], _ = pair.connect(clientSpec(espProposals=espProposals("aes256gcm16-x25519")))
+        self.assertEqual(len(sa.children), 1)
+
     def test_internalAddressFailureWhenPoolExhausted(self):
         pool = makePool("198.51.100.10-198.51.100.10")
         pair = Pair(pool=pool, pad=padWith(pool))

@@ -187,3 +187,28 @@ def test_hubOnNonStandardPorts(workdir):
         assert client.initiate("home").returncode == 0, client.log()
         sa, _, _ = assertTunnel(client)
         assert int(sa["remote-port"]) == 10500
+
+
+def test_keysMatchWhatTheClientDerived(workdir):
+    """
+    The hub's save_keys table (Wireshark format) holds the same SK_e/SK_a keys strongSwan logged
+    for the same exchange: an end-to-end check of SKEYSEED and prf+ against a real peer.
+    """
+    requireRealClients()
+    keyTable = workdir / "hub-keys.txt"
+    config = hubConfig(hubExtra=f'save_keys = "{keyTable}"')
+    with Topology() as net, HubProcess(net.hubNs, workdir / "hub", config), StrongSwan(
+        net.clientNs[0],
+        workdir / "c1",
+        clientConfig(proposals="aes256-sha256-modp2048"),
+        secrets=clientSecrets(),
+        saveKeys=True,
+    ) as client:
+        assert client.initiate("home").returncode == 0, client.log()
+        [logged] = client.keys()
+        [line] = keyTable.read_text().splitlines()
+        fields = line.split(",")
+        assert fields[2:4] == ["0x" + logged["skEi"].hex(), "0x" + logged["skEr"].hex()]
+        assert fields[5:7] == ["0x" + logged["skAi"].hex(), "0x" + logged["skAr"].hex()]
+        assert fields[4] == '"AES-CBC-256 [RFC3602]"'
+        assert oct(keyTable.stat().st_mode & 0o777) == "0o600"

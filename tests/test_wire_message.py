@@ -19,11 +19,9 @@ from ikehub.wire import (
     NoncePayload,
     NotifyPayload,
     ParseError,
-    Proposal,
     SAPayload,
     SKFPayload,
     SKPayload,
-    Transform,
     TruncatedError,
     UnsupportedCriticalPayload,
     VendorIDPayload,
@@ -32,13 +30,10 @@ from ikehub.wire import (
 )
 from ikehub.wire.constants import (
     NON_ESP_MARKER,
-    EncrId,
     ExchangeType,
     HeaderFlag,
-    KeGroup,
     NotifyType,
     PayloadType,
-    PrfId,
     ProtocolId,
     TransformType,
 )

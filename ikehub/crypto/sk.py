@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ikehub.crypto.errors import CryptoError, DecryptError, IntegrityError
@@ -98,11 +97,9 @@ class SKCodec:
         skLength = (
             GENERIC_PAYLOAD_HEADER_LENGTH + encr.ivLength + len(plaintext) + icvLength
         )
-        prefix = replace(
-            header,
-            nextPayload=PayloadType.SK,
-            length=IKE_HEADER_LENGTH + skLength,
-        ).toBytes() + _GENERIC.pack(firstType, 0, skLength)
+        prefix = header.toBytesWith(
+            PayloadType.SK, IKE_HEADER_LENGTH + skLength
+        ) + _GENERIC.pack(firstType, 0, skLength)
         cipher = self._cipher
         if encr.isAead:
             iv = self._nextAeadIv()

@@ -76,6 +76,8 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         self._send = send
         #: Where an initiator moves when it detects a NAT (RFC 7296 section 2.23).
         self.floatPath = floatPath
+        #: Debugging only (C{save_keys}): called with every IKE SA once its keys exist.
+        self.keysDerived: Callable[[IKESA], None] | None = None
         #: Every IKE SA by our own SPI.
         self.sas: dict[bytes, IKESA] = {}
         #: Responder SAs that have not finished IKE_AUTH, by (SPIi, peer): finds retransmitted

@@ -208,6 +208,8 @@ class InitiatorExchanges:
                 suite.prf, suite.encr, suite.integ, sa.nonceI, sa.nonceR, sharedSecret, sa.spiI, sa.spiR
             ),
         )
+        if self.keysDerived is not None:
+            self.keysDerived(sa)
         if sa.path != self.floatPath and peerIsBehindNat(notifies, sa.spiI, sa.spiR, peer):
             # RFC 7296 section 2.23: float to the NAT-T port; IKE and ESP travel in UDP there.
             self.movePeer(sa, (peer[0], setup.spec.remoteNattPort), self.floatPath)
@@ -290,7 +292,7 @@ class InitiatorExchanges:
             self.sad.releaseSpi(inboundSpi)
             return
         chosen = saPayload.proposals[0]
-        suite = checkChosenProposal(setup.spec.espProposals, chosen)
+        suite = checkChosenProposal(setup.spec.espProposals, chosen, ignoreKe=True)
         if (
             suite is None
             or len(chosen.spi) != 4

@@ -15,10 +15,10 @@ from ikehub.crypto.ke import newKeyExchange
 from ikehub.crypto.keys import deriveChildKeys, deriveIkeKeys
 from ikehub.crypto.proposals import selectChildProposal, selectIkeProposal
 from ikehub.ike.child import ChildSA
-from ikehub.ike.nat import natDetectionNotifies, peerIsBehindNat
+from ikehub.ike.nat import natDetectionNotifies
 from ikehub.ike.psk import pskAuthData, signedOctets, verifyPskAuth
 from ikehub.ike.sa import ZERO_SPI, IKESA, IKEState
-from ikehub.ike.ts import hostNetwork, narrow
+from ikehub.ike.ts import hostRange, narrow, networkRange
 from ikehub.wire.constants import (
     AuthMethod,
     CfgType,
@@ -66,14 +66,6 @@ def single(payloads, cls):
                 raise DuplicatePayload(cls.__name__)
             found = payload
     return found
-
-
-def notifiesOf(payloads) -> list[NotifyPayload]:
-    return [p for p in payloads if type(p) is NotifyPayload]
-
-
-def hasNotify(payloads, notifyType: int) -> bool:
-    return any(type(p) is NotifyPayload and p.notifyType == notifyType for p in payloads)
 
 
 class ResponderExchanges:
@@ -166,6 +158,8 @@ class ResponderExchanges:
                 suite.prf, suite.encr, suite.integ, nonceI, nonceR, sharedSecret, header.spiI, spiR
             ),
         )
+        if self.keysDerived is not None:
+            self.keysDerived(sa)
         sa.nextPeerRequestId = 1
         sa.initRequest = data
 
@@ -183,8 +177,6 @@ class ResponderExchanges:
         sa.lastRequestHash = b""
         self.sas[spiR] = sa
         self.halfOpen[(header.spiI, peer)] = sa
-        if peerIsBehindNat(notifiesOf(payloads), header.spiI, ZERO_SPI, peer):
-            self.counters.increment("peer_behind_nat")
 
     def localAddressFor(self, peer) -> tuple[str, int] | None:
         """
@@ -320,17 +312,21 @@ class ResponderExchanges:
             attributes.append(ConfigAttribute(kind, server.packed))
         return CPPayload(CfgType.CFG_REPLY, tuple(attributes))
 
-    def _allowedRemote(self, sa: IKESA, entry):
-        networks = []
+    def _allowedRemote(self, sa: IKESA, entry) -> list:
+        """
+        The address ranges the peer may use as its own side; 'dynamic' is its virtual IP, or
+        its IKE address when it has none.
+        """
+        ranges = []
         for allowed in entry.remoteTs:
             if allowed == "dynamic":
                 if sa.virtualIps:
-                    networks.extend(hostNetwork(address) for _, address in sa.virtualIps)
+                    ranges.extend(hostRange(address) for _, address in sa.virtualIps)
                 else:
-                    networks.append(hostNetwork(sa.peer[0]))
+                    ranges.append(hostRange(sa.peer[0]))
             else:
-                networks.append(allowed)
-        return networks
+                ranges.append(networkRange(allowed))
+        return ranges
 
     def _createChild(self, sa: IKESA, saPayload, tsi, tsr) -> list:
         """
@@ -339,13 +335,17 @@ class ResponderExchanges:
         """
         if tsi is None or tsr is None:
             return [self.notify(NotifyType.TS_UNACCEPTABLE)]
-        chosen = selectChildProposal(self.settings.espProposals, saPayload.proposals)
+        # A KE transform in IKE_AUTH's SA is meaningless (the first CHILD SA's keys come from the
+        # IKE SA's exchange), so it is ignored, as RFC 7296 section 1.2 and strongSwan do.
+        chosen = selectChildProposal(
+            self.settings.espProposals, saPayload.proposals, ignoreKe=True
+        )
         if chosen is None:
             self.counters.increment("child_no_proposal_chosen")
             return [self.notify(NotifyType.NO_PROPOSAL_CHOSEN)]
         proposal, suite = chosen
         narrowedI = narrow(tsi.selectors, self._allowedRemote(sa, sa.entry))
-        narrowedR = narrow(tsr.selectors, sa.entry.localTs)
+        narrowedR = narrow(tsr.selectors, map(networkRange, sa.entry.localTs))
         if not narrowedI or not narrowedR:
             self.counters.increment("child_ts_unacceptable")
             return [self.notify(NotifyType.TS_UNACCEPTABLE)]

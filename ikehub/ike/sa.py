@@ -17,6 +17,8 @@ from ikehub.wire.constants import HeaderFlag
 from ikehub.wire.header import IKEHeader
 
 ZERO_SPI = b"\x00" * 8
+_INITIATOR = int(HeaderFlag.INITIATOR)
+_RESPONSE = int(HeaderFlag.RESPONSE)
 
 
 class IKEState(Enum):
@@ -122,10 +124,8 @@ class IKESA:
         self.skOut, self.skIn = ikeSkCodecs(suite, keys, self.isInitiator)
 
     def header(self, exchangeType: int, messageId: int, response: bool) -> IKEHeader:
-        flags = HeaderFlag.INITIATOR if self.isInitiator else HeaderFlag.NONE
-        if response:
-            flags |= HeaderFlag.RESPONSE
-        return IKEHeader(self.spiI, self.spiR, 0, exchangeType, int(flags), messageId)
+        flags = (_INITIATOR if self.isInitiator else 0) | (_RESPONSE if response else 0)
+        return IKEHeader(self.spiI, self.spiR, 0, exchangeType, flags, messageId)
 
     def seal(self, exchangeType: int, messageId: int, payloads, response: bool) -> bytes:
         """

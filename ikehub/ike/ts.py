@@ -19,40 +19,55 @@ def _family(ts: TrafficSelector) -> int:
     return 4 if ts.tsType == TSType.TS_IPV4_ADDR_RANGE else 6
 
 
+#: An address range as the narrowing works on it: (IP version, first, last) as integers.
+Range = tuple[int, int, int]
+
+
+def networkRange(network: Network) -> Range:
+    return (network.version, int(network.network_address), int(network.broadcast_address))
+
+
+def hostRange(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> Range:
+    """
+    The range holding just C{address}: what 'dynamic' stands for.
+    """
+    if isinstance(address, str):
+        address = ipaddress.ip_address(address)
+    value = int(address)
+    return (address.version, value, value)
+
+
 def narrow(
-    proposed: Sequence[TrafficSelector], allowed: Iterable[Network]
+    proposed: Sequence[TrafficSelector], allowed: Iterable[Range]
 ) -> tuple[TrafficSelector, ...]:
     """
-    Intersect each proposed selector with each allowed network of the same family, keeping the
+    Intersect each proposed selector with each allowed range of the same family, keeping the
     proposed protocol and ports. The order follows the proposal; duplicates are dropped.
     """
-    allowedRanges = [
-        (net.version, int(net.network_address), int(net.broadcast_address)) for net in allowed
-    ]
+    allowed = list(allowed)
     result: list[TrafficSelector] = []
     for ts in proposed:
         family = _family(ts)
-        start, end = int(ts.start), int(ts.end)
-        for version, lo, hi in allowedRanges:
+        start = int.from_bytes(ts.startAddress, "big")
+        end = int.from_bytes(ts.endAddress, "big")
+        size = 4 if family == 4 else 16
+        for version, lo, hi in allowed:
             if version != family:
                 continue
             first, last = max(start, lo), min(end, hi)
             if first > last:
                 continue
-            make = ipaddress.IPv4Address if family == 4 else ipaddress.IPv6Address
-            narrowed = TrafficSelector.fromRange(
-                make(first), make(last), ts.ipProtocol, ts.startPort, ts.endPort
+            narrowed = TrafficSelector(
+                ts.tsType,
+                ts.ipProtocol,
+                ts.startPort,
+                ts.endPort,
+                first.to_bytes(size, "big"),
+                last.to_bytes(size, "big"),
             )
             if narrowed not in result:
                 result.append(narrowed)
     return tuple(result)
-
-
-def hostNetwork(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> Network:
-    """
-    The single-address network of C{address} (/32 or /128).
-    """
-    return ipaddress.ip_network(address)
 
 
 def selectorsFromNetworks(networks: Iterable[Network]) -> tuple[TrafficSelector, ...]:

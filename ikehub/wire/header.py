@@ -23,6 +23,10 @@ _HEADER = struct.Struct("!8s8sBBBBII")
 _SPI_LENGTH = 8
 
 
+_RESPONSE = int(HeaderFlag.RESPONSE)
+_INITIATOR = int(HeaderFlag.INITIATOR)
+
+
 @dataclass(frozen=True, slots=True)
 class IKEHeader:
     """
@@ -50,19 +54,24 @@ class IKEHeader:
         if not (0 <= self.messageId <= 0xFFFFFFFF and 0 <= self.length <= 0xFFFFFFFF):
             raise ValueError("message ID and length are 32-bit unsigned")
 
+    # Plain ints: IntFlag arithmetic costs microseconds on the handshake path.
     @property
     def isResponse(self) -> bool:
-        return bool(self.flags & HeaderFlag.RESPONSE)
+        return bool(self.flags & _RESPONSE)
 
     @property
     def isInitiator(self) -> bool:
         """Whether the original initiator of the IKE SA sent this message."""
-        return bool(self.flags & HeaderFlag.INITIATOR)
+        return bool(self.flags & _INITIATOR)
 
     def toBytes(self) -> bytes:
-        return self._pack(self.nextPayload, self.length)
+        return self.toBytesWith(self.nextPayload, self.length)
 
-    def _pack(self, nextPayload: int, length: int) -> bytes:
+    def toBytesWith(self, nextPayload: int, length: int) -> bytes:
+        """
+        The header bytes with C{nextPayload} and C{length} in place of this object's own: how a
+        message encoder fills in what only the payloads determine, without a copy.
+        """
         return _HEADER.pack(
             self.spiI,
             self.spiR,

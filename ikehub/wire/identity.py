@@ -112,6 +112,10 @@ _PREFIXES: dict[str, IDType] = {
 
 _NUMERIC_PREFIX = re.compile(r"\{(0[xX][0-9A-Fa-f]{1,2}|[0-9]{1,3})\}:")
 _WORD_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9]*:")
+#: Texts that Identity.fromString reads back as the same FQDN / e-mail identity without any
+#: doubt (no '@', '=', ':' or whitespace tricks, not an IPv4 literal): rendered without a check.
+_PLAIN_FQDN = re.compile(rb"(?=.*[A-Za-z_-])[A-Za-z0-9_-][A-Za-z0-9._-]*")
+_PLAIN_EMAIL = re.compile(rb"[A-Za-z0-9._+-]+@[A-Za-z0-9._-]+")
 
 _ADDRESS_LENGTHS = {IDType.ID_IPV4_ADDR: 4, IDType.ID_IPV6_ADDR: 16}
 
@@ -269,6 +273,11 @@ class Identity:
     # -- rendering -------------------------------------------------------------------------
 
     def __str__(self) -> str:
+        # The common cases first: __str__ runs for every log line and lease of an IKE SA.
+        if self.idType == IDType.ID_FQDN and _PLAIN_FQDN.fullmatch(self.data):
+            return self.data.decode("ascii")
+        if self.idType == IDType.ID_RFC822_ADDR and _PLAIN_EMAIL.fullmatch(self.data):
+            return self.data.decode("ascii")
         for candidate in self._renderings():
             try:
                 if Identity.fromString(candidate) == self:

@@ -142,7 +142,7 @@ class Message:
 
     def toBytes(self) -> bytes:
         firstType, chain = encodePayloadChain(self.payloads)
-        return self.header._pack(firstType, IKE_HEADER_LENGTH + len(chain)) + chain
+        return self.header.toBytesWith(firstType, IKE_HEADER_LENGTH + len(chain)) + chain
 
     @classmethod
     def fromBytes(cls, data: bytes) -> Message:
