@@ -73,7 +73,7 @@ def test_exampleLoads():
     assert peer.identity == Identity.fromString("alice@example.com")
     assert peer.auth == "psk" and len(peer.psk) >= 16
     assert peer.pool == "roadwarriors"
-    assert peer.localTs == (ipaddress.ip_network("192.0.2.0/24"),)
+    assert peer.localTs == (ipaddress.ip_network("203.0.113.0/24"),)
     assert config.forceEncap is True
 
 

@@ -6,6 +6,7 @@ CHILD SA INSTALLED, a virtual IP from the hub's pool and the DNS server the pool
 """
 
 import ipaddress
+from pathlib import Path
 
 import pytest
 
@@ -212,3 +213,31 @@ def test_keysMatchWhatTheClientDerived(workdir):
         assert fields[5:7] == ["0x" + logged["skAi"].hex(), "0x" + logged["skAr"].hex()]
         assert fields[4] == '"AES-CBC-256 [RFC3602]"'
         assert oct(keyTable.stat().st_mode & 0o777) == "0o600"
+
+
+def readmeClientConfig() -> str:
+    """
+    The swanctl.conf snippet the README gives for the shipped example configuration.
+    """
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = text.index("```\nconnections {") + len("```\n")
+    return text[start : text.index("```", start)]
+
+
+def test_readmeClientConnectsToTheShippedConfiguration(workdir):
+    """
+    The README's first command runs the hub on etc/ikehub.toml; the README's swanctl.conf
+    snippet, as printed, connects to it.
+    """
+    requireRealClients()
+    shipped = (Path(__file__).resolve().parent.parent / "etc" / "ikehub.toml").read_text()
+    with Topology() as net, HubProcess(net.hubNs, workdir / "hub", shipped), StrongSwan(
+        net.clientNs[0], workdir / "c1", readmeClientConfig()
+    ) as client:
+        assert client.initiate("hub").returncode == 0, client.log()
+        sa = onlyIkeSa(client)
+        assert sa["state"] == "ESTABLISHED"
+        [child] = sa["child-sas"]
+        assert child["state"] == "INSTALLED"
+        assert child["remote-ts"] == ["203.0.113.0/24"]
+        assert sa["local-vips"] == ["198.51.100.10"]

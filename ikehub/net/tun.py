@@ -21,6 +21,7 @@ every address and route that pointed at it, so a crashed hub leaves nothing behi
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import ipaddress
@@ -263,8 +264,8 @@ class TunDevice:
         C{routes} into it.  It is not read until L{startReading}.
 
         A route equal to the prefix of one of C{addresses} is skipped: the kernel already added
-        it with the address, and adding it again would fail.  IPv6 addresses skip duplicate
-        address detection, which would otherwise keep them unusable for a second or so.
+        it with the address, and adding it again would fail.  (IPv6 addresses are usable at
+        once: a TUN device is NOARP, for which the kernel skips duplicate address detection.)
 
         @param reactor: an C{IReactorFDSet}.
         @raise TunError: the device could not be created or configured; nothing is left behind.
@@ -285,8 +286,7 @@ class TunDevice:
             ifindex = socket.if_nametoindex(name)
             _ip("link", "set", "dev", name, "mtu", str(mtu), "up")
             for address in addresses:
-                extra = ("nodad",) if address.version == 6 else ()
-                _ip(f"-{address.version}", "address", "add", str(address), "dev", name, *extra)
+                _ip(f"-{address.version}", "address", "add", str(address), "dev", name)
             for route in routes:
                 _ip(f"-{route.version}", "route", "add", str(route), "dev", name)
         except BaseException:
@@ -400,7 +400,8 @@ class TunDevice:
             return
         self.stopReading()
         fd, self._fd = self._fd, -1
-        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.close(fd)
         try:
             stillThere = socket.if_nametoindex(self.name) == self.ifindex
         except OSError:
