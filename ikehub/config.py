@@ -39,6 +39,7 @@ from ikehub.crypto.proposals import (
     parseProposal,
 )
 from ikehub.policy.pool import Address, AddressPool
+from ikehub.policy.spd import SPD, SPDConfigError
 from ikehub.wire.constants import ProtocolId
 from ikehub.wire.identity import Identity
 
@@ -64,7 +65,10 @@ _DEFAULT_LOCAL_TS = ("0.0.0.0/0", "::/0")
 _AUTH_NAME = re.compile(r"[a-z0-9-]+")
 _POOL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
-_TOP_KEYS = ("hub", "pools", "peers")
+_TOP_KEYS = ("hub", "esp", "tun", "spd", "pools", "peers")
+_ESP_KEYS = ("replay_window", "lifetime", "lifetime_bytes", "lifetime_packets")
+_TUN_KEYS = ("enabled", "name", "mtu", "address", "routes")
+_TUN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 _HUB_KEYS = (
     "identity",
     "listen",
@@ -166,6 +170,31 @@ class HubConfig:
     saveKeys: str | None
     pools: Mapping[str, PoolConfig]
     peers: tuple[PeerConfig, ...]
+    esp: "EspConfig" = None  # type: ignore[assignment]
+    tun: "TunConfig" = None  # type: ignore[assignment]
+    spd: SPD = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class EspConfig:
+    """The datapath's per-SA settings: anti-replay window and CHILD SA lifetimes (0 = none)."""
+
+    replayWindow: int = 1024
+    lifetime: float = 14400.0
+    lifetimeBytes: int = 0
+    lifetimePackets: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TunConfig:
+    """The TUN device the hub creates for traffic to and from the networks behind it."""
+
+    enabled: bool = True
+    name: str = "ikehub0"
+    #: 0: computed from the ESP-in-UDP overhead of the worst transform (ikehub.net.tun.mtuFor).
+    mtu: int = 0
+    address: Any = None
+    routes: tuple = ()
 
 
 def defaultConfigPath() -> str:
@@ -410,9 +439,76 @@ class _Validator:
         pools = self.pools(poolsTable) if poolsTable is not INVALID else {}
         poolNames = set(poolsTable) if poolsTable is not INVALID else set()
         peers = self.peers(document.get("peers", []), poolNames)
+        espTable = self.table(document, "esp", "esp")
+        esp = self.esp(espTable) if espTable is not INVALID else INVALID
+        tunTable = self.table(document, "tun", "tun")
+        tun = self.tun(tunTable) if tunTable is not INVALID else INVALID
+        spd = self.spd(document.get("spd", []))
         if self.problems or hub is None:
             raise ConfigError("\n".join(self.problems), tuple(self.problems))
-        return HubConfig(path=self.path, pools=MappingProxyType(pools), peers=tuple(peers), **hub)
+        return HubConfig(
+            path=self.path,
+            pools=MappingProxyType(pools),
+            peers=tuple(peers),
+            esp=esp,
+            tun=tun,
+            spd=spd,
+            **hub,
+        )
+
+    def esp(self, table: dict) -> Any:
+        where = "esp"
+        self.checkKeys(table, _ESP_KEYS, where)
+        values = dict(
+            replayWindow=self.integer(table, "replay_window", where, 1024, 32, 1 << 16),
+            lifetime=self.number(table, "lifetime", where, 14400, 0, inclusive=True),
+            lifetimeBytes=self.integer(table, "lifetime_bytes", where, 0, 0),
+            lifetimePackets=self.integer(table, "lifetime_packets", where, 0, 0),
+        )
+        if any(value is INVALID for value in values.values()):
+            return INVALID
+        return EspConfig(**values)
+
+    def tun(self, table: dict) -> Any:
+        where = "tun"
+        self.checkKeys(table, _TUN_KEYS, where)
+        enabled = self.boolean(table, "enabled", where, True)
+        name = self.string(table, "name", where, "ikehub0")
+        if name is not INVALID and not _TUN_NAME.fullmatch(name):
+            self.problem(
+                "tun.name",
+                f"{name!r} is not an interface name; use 1-15 letters, digits, '_', '.' or '-'",
+            )
+            name = INVALID
+        mtu = self.integer(table, "mtu", where, 0, 0, 65535)
+        if mtu not in (INVALID, 0) and mtu < 576:
+            self.problem("tun.mtu", f"{mtu} is too small; use 0 (automatic) or at least 576")
+            mtu = INVALID
+        address: Any = None
+        text = self.string(table, "address", where, "")
+        if text is INVALID:
+            address = INVALID
+        elif text:
+            try:
+                address = ipaddress.ip_interface(text)
+            except ValueError as e:
+                self.problem("tun.address", f"{text!r} is not an address with a prefix like 198.51.100.1/24: {e}")
+                address = INVALID
+        routes = self.selectors(table, "routes", where, [], allowDynamic=False)
+        values = (enabled, name, mtu, address, routes)
+        if any(value is INVALID for value in values):
+            return INVALID
+        return TunConfig(*values)
+
+    def spd(self, value: Any) -> Any:
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.problem("spd", "expected [[spd]] tables, one per policy entry")
+            return INVALID
+        try:
+            return SPD.fromConfig(value)
+        except SPDConfigError as e:
+            self.problem("spd", f"{e}")
+            return INVALID
 
     def hub(self, table: dict) -> dict[str, Any] | None:
         where = "hub"

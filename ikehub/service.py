@@ -5,18 +5,22 @@ This is where the layers meet: the PAD and pools from the configuration, the SAD
 IKE endpoint on the reactor's clock, and one UDP listener per configured address and port.
 """
 
+import ipaddress
 import os
 
-from twisted.application import internet
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 
 from ikehub.config import HubConfig
+from ikehub.esp.datapath import ESPDatapath
+from ikehub.esp.espsa import UNLIMITED, Lifetime
 from ikehub.esp.sad import SAD
 from ikehub.ike.endpoint import IKEEndpoint
 from ikehub.ike.keylog import wiresharkKeyLine
 from ikehub.ike.settings import IKESettings
-from ikehub.net.udp import IKEDatagramProtocol, sendVia
+from ikehub.net.memorysink import MemoryPacketInterface
+from ikehub.net.tun import TunDevice, TunError, mtuFor
+from ikehub.net.udp import IKEDatagramProtocol, UDPListener, sendEsp, sendVia
 from ikehub.policy.pad import PAD
 from ikehub.policy.pool import AddressPool
 
@@ -41,11 +45,20 @@ class IKEHubService(MultiService):
     def __init__(self, config: HubConfig, reactor) -> None:
         super().__init__()
         self.config = config
+        self.reactor = reactor
         self.pools = {
             name: AddressPool(name, pool.first, pool.last, pool.dns)
             for name, pool in config.pools.items()
         }
-        self.sad = SAD()
+        esp = config.esp
+        self.sad = SAD(
+            esp.replayWindow,
+            Lifetime(
+                hardSeconds=esp.lifetime or UNLIMITED,
+                hardBytes=esp.lifetimeBytes or UNLIMITED,
+                hardPackets=esp.lifetimePackets or UNLIMITED,
+            ),
+        )
         self.endpoint = IKEEndpoint(
             settingsFromConfig(config),
             PAD.fromConfig(config.peers, self.pools),
@@ -60,10 +73,84 @@ class IKEHubService(MultiService):
                     self.endpoint, self.sad, self.endpoint.counters, isNattPort
                 )
                 self.protocols.append(protocol)
-                internet.UDPServer(port, protocol, interface=address).setServiceParent(self)
+                UDPListener(port, protocol, address, reactor).setServiceParent(self)
         natt = next(p for p in self.protocols if p.isNattPort)
         self.endpoint.floatPath = natt.framedPath
+        self.packetInterface = None
+        self.datapath = None
         self._keyLog = None
+
+    # -- the datapath -----------------------------------------------------------------------
+
+    def tunRoutes(self) -> list:
+        """
+        What the kernel must send into the hub: every pool, the configured routes, and the
+        networks static peers may use as their own side.
+        """
+        routes = []
+        for pool in self.config.pools.values():
+            routes.extend(ipaddress.summarize_address_range(pool.first, pool.last))
+        routes.extend(self.config.tun.routes)
+        for peer in self.config.peers:
+            routes.extend(ts for ts in peer.remoteTs if ts != "dynamic")
+        return list(dict.fromkeys(routes))
+
+    def _startDatapath(self) -> None:
+        tun = self.config.tun
+        if tun.enabled:
+            try:
+                self.packetInterface = TunDevice.create(
+                    tun.name,
+                    tun.mtu or mtuFor(),
+                    [tun.address] if tun.address is not None else [],
+                    self.tunRoutes(),
+                    self.reactor,
+                )
+            except TunError as e:
+                raise SystemExit(f"ikehub: {self.config.path}: [tun]: {e}")
+            self._warnIfNotForwarding()
+        else:
+            # No kernel side: traffic between peers still flows, the rest is counted and dropped.
+            self.packetInterface = MemoryPacketInterface("none", keep=0)
+        self.datapath = ESPDatapath(
+            self.sad, self.packetInterface, self.config.spd, self.reactor, sendEsp,
+            self.endpoint.counters,
+        )
+        self.datapath.lifetimeReached = self._lifetimeReached
+        for protocol in self.protocols:
+            protocol.esp = self.datapath.espReceived
+        self.packetInterface.startReading()
+
+    def _warnIfNotForwarding(self) -> None:
+        try:
+            with open("/proc/sys/net/ipv4/ip_forward") as f:
+                forwarding = f.read().strip() == "1"
+        except OSError:
+            return
+        if not forwarding:
+            self.log.warn(
+                "net.ipv4.ip_forward is 0: the kernel will not forward tunnel traffic to the "
+                "networks behind the hub; enable it with: sysctl -w net.ipv4.ip_forward=1"
+            )
+
+    def _lifetimeReached(self, espSa, hard: bool, what: str) -> None:
+        child = espSa.child
+        if hard:
+            self.log.info(
+                "CHILD SA {spi_in} reached its hard lifetime ({what}); deleting it",
+                spi_in=child.inboundSpi.hex(),
+                what=what,
+                **espSa.counters(),
+            )
+            self.endpoint.deleteChildSa(child)
+        else:
+            self.log.info(
+                "CHILD SA {spi_in} reached its soft lifetime ({what}); the peer should rekey",
+                spi_in=child.inboundSpi.hex(),
+                what=what,
+            )
+
+    # -- lifecycle --------------------------------------------------------------------------
 
     def _openKeyLog(self, path: str) -> None:
         """
@@ -82,18 +169,25 @@ class IKEHubService(MultiService):
             path=path,
         )
 
+    def privilegedStartService(self) -> None:
+        # The TUN device and ports 500/4500 need privileges twistd may drop after this.
+        self._startDatapath()
+        super().privilegedStartService()
+
     def startService(self) -> None:
         super().startService()
         if self.config.saveKeys:
             self._openKeyLog(self.config.saveKeys)
         self.endpoint.start()
         self.log.info(
-            "ikehub {identity} listening on {listen} ports {port}/{nattPort} ({peers} PAD entries)",
+            "ikehub {identity} listening on {listen} ports {port}/{nattPort} ({peers} PAD "
+            "entries, packets via {interface})",
             identity=str(self.config.identity),
             listen=", ".join(self.config.listen),
             port=self.config.port,
             nattPort=self.config.nattPort,
             peers=len(self.config.peers),
+            interface=self.packetInterface.name if self.packetInterface else None,
         )
 
     def stopService(self):
@@ -103,11 +197,16 @@ class IKEHubService(MultiService):
         """
         stopChildren = super().stopService
 
-        def closeSockets(_):
+        def closeEverything(_):
             self.endpoint.stop()
             if self._keyLog is not None:
                 self._keyLog.close()
                 self._keyLog = None
+            if self.packetInterface is not None:
+                self.packetInterface.stopReading()
+                close = getattr(self.packetInterface, "close", None)
+                if close is not None:
+                    close()
             return stopChildren()
 
-        return self.endpoint.shutdown().addCallback(closeSockets)
+        return self.endpoint.shutdown().addCallback(closeEverything)

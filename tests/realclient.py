@@ -27,7 +27,7 @@ identity = "*@example.com"
 auth = "psk"
 psk = "{psk}"
 pool = "roadwarriors"
-local_ts = ["203.0.113.0/24"]
+local_ts = ["203.0.113.0/24", "198.51.100.0/24"]
 
 [[peers]]
 name = "static"
@@ -48,6 +48,8 @@ def clientConfig(
     espProposals="aes256gcm16",
     vips=True,
     remotePort=None,
+    remoteTs="203.0.113.0/24",
+    localTs=None,
 ) -> str:
     lines = [
         "connections {",
@@ -70,8 +72,12 @@ def clientConfig(
         "        }",
         "        children {",
         "            home {",
-        "                remote_ts = 203.0.113.0/24",
+        f"                remote_ts = {remoteTs}",
         f"                esp_proposals = {espProposals}",
+    ]
+    if localTs is not None:
+        lines.append(f"                local_ts = {localTs}")
+    lines += [
         "            }",
         "        }",
         "    }",

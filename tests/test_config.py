@@ -325,7 +325,7 @@ def test_missingRequiredKeys(tmp_path, text, key):
 @pytest.mark.parametrize(
     "extra, key, allowed",
     [
-        ("colour = 1\n", "colour", "hub, pools, peers"),
+        ("colour = 1\n", "colour", "hub, esp, tun, spd, pools, peers"),
         ("[hub]\nnat_port = 4500\n", "hub.nat_port", "natt_port"),
         ('[pools.rw]\naddresses = "192.0.2.0/24"\ngateway = "x"\n', "pools.rw.gateway", "dns"),
         ('[[peers]]\nidentity = "b@example.com"\nauth = "x"\npks = "sec"\n', "peers[1].pks", "psk"),
@@ -782,3 +782,61 @@ def test_oddValuesGiveConfigErrorOnly(tmp_path, section, key, value):
         load(tmp_path, _withValue(section, key, value))
     except ConfigError as e:
         assert str(e)
+
+
+# -- [esp], [tun] and [[spd]] ------------------------------------------------------------------
+
+
+def test_datapathSectionsDefault(tmp_path):
+    config = loadConfig(write(tmp_path, MINIMAL))
+    assert config.esp.replayWindow == 1024
+    assert config.esp.lifetime == 14400.0
+    assert config.tun.enabled and config.tun.name == "ikehub0" and config.tun.mtu == 0
+    assert config.spd.decide(bytes(20)).action.name == "DISCARD"
+
+
+def test_datapathSectionsRead(tmp_path):
+    text = MINIMAL + textwrap.dedent(
+        """
+        [esp]
+        replay_window = 256
+        lifetime = 600
+        lifetime_bytes = 1000000
+
+        [tun]
+        name = "vpn0"
+        mtu = 1400
+        address = "198.51.100.1/24"
+        routes = ["203.0.113.0/24"]
+
+        [[spd]]
+        local = "203.0.113.0/24"
+        remote = "0.0.0.0/0"
+        action = "bypass"
+        """
+    )
+    config = loadConfig(write(tmp_path, text))
+    assert config.esp.replayWindow == 256 and config.esp.lifetimeBytes == 1000000
+    assert config.tun.name == "vpn0" and config.tun.mtu == 1400
+    assert str(config.tun.address) == "198.51.100.1/24"
+    assert [str(r) for r in config.tun.routes] == ["203.0.113.0/24"]
+
+
+@pytest.mark.parametrize(
+    "section, key",
+    [
+        ("[esp]\nreplay_window = 8\n", "esp.replay_window"),
+        ("[esp]\nlifetime = -1\n", "esp.lifetime"),
+        ("[esp]\nwindow = 64\n", "esp.window"),
+        ('[tun]\nname = "a-name-far-too-long"\n', "tun.name"),
+        ("[tun]\nmtu = 100\n", "tun.mtu"),
+        ('[tun]\naddress = "300.1.1.1/24"\n', "tun.address"),
+        ('[tun]\nroutes = ["203.0.113.1/24"]\n', "tun.routes[0]"),
+        ('[[spd]]\nlocal = "x"\nremote = "0.0.0.0/0"\naction = "bypass"\n', "spd"),
+        ('[[spd]]\nlocal = "0.0.0.0/0"\nremote = "0.0.0.0/0"\naction = "maybe"\n', "spd"),
+    ],
+)
+def test_datapathSectionErrorsNameTheKey(tmp_path, section, key):
+    with pytest.raises(ConfigError) as raised:
+        loadConfig(write(tmp_path, MINIMAL + "\n" + section))
+    assert f": {key}" in str(raised.value) or f"{key}:" in str(raised.value), str(raised.value)

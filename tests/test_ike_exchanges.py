@@ -61,7 +61,7 @@ class EstablishTests(SynchronousTestCase):
         self.assertEqual(hubChild.encrIn, clientChild.encrOut)
         self.assertEqual(hubChild.encrOut, clientChild.encrIn)
         self.assertNotEqual(hubChild.encrIn, hubChild.encrOut)
-        self.assertIs(pair.hubSad.lookup(hubChild.inboundSpi), hubChild)
+        self.assertIs(pair.hubSad.lookup(hubChild.inboundSpi).child, hubChild)
         vip = ipaddress.ip_address("198.51.100.10")
         self.assertEqual([a for _, a in clientSa.virtualIps], [vip])
         self.assertEqual([str(ts) for ts in hubChild.remoteTs], ["198.51.100.10/32"])
@@ -382,3 +382,37 @@ class DeleteTests(SynchronousTestCase):
         [[delete]] = answered
         self.assertEqual(delete.spis, (child.outboundSpi,))
         self.assertEqual(len(pair.hubSad), 0)
+
+
+class RequestQueueTests(SynchronousTestCase):
+    def test_requestsWaitForTheOutstandingOne(self):
+        """
+        Our requests go one at a time (window of one): a second waits for the first answer and
+        uses the next message ID.
+        """
+        pair = Pair()
+        [sa], _ = pair.connect()
+        answers = []
+        for _ in range(3):
+            pair.client.sendRequest(
+                sa, ExchangeType.INFORMATIONAL, [], lambda *args: answers.append(args[1].messageId)
+            )
+        self.assertEqual(len(pair.net.inFlight), 1)
+        pair.net.pump()
+        self.assertEqual(answers, [2, 3, 4])
+
+    def test_hubDeletesAChildSa(self):
+        """
+        A hard lifetime ends a CHILD SA: the hub stops using it and tells the peer, who removes
+        its side; the IKE SA stays.
+        """
+        pair = Pair()
+        [sa], _ = pair.connect()
+        hubSa = pair.hub.sas[sa.spiR]
+        [child] = hubSa.children
+        pair.hub.deleteChildSa(child)
+        pair.net.pump()
+        self.assertEqual(len(pair.hubSad), 0)
+        self.assertEqual(sa.children, [])
+        self.assertEqual(len(pair.clientSad), 0)
+        self.assertIs(hubSa.state, IKEState.ESTABLISHED)

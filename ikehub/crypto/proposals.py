@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ikehub.crypto.errors import CryptoError, ProposalSyntaxError
 from ikehub.crypto.transforms import (
@@ -231,10 +232,11 @@ class ChildSuite:
 class _Offer:
     """One of the peer's proposals, indexed by transform type for selection."""
 
-    __slots__ = ("encr", "esn", "integ", "ke", "prf", "proposal")
+    __slots__ = ("encr", "esn", "index", "integ", "ke", "prf")
 
-    def __init__(self, proposal: Proposal) -> None:
-        self.proposal = proposal
+    def __init__(self, index: int, proposal: Proposal) -> None:
+        #: Where the proposal sits in the peer's list.
+        self.index = index
         self.encr: dict[tuple[int, int | None], Transform] = {}
         self.prf: dict[int, Transform] = {}
         self.integ: dict[int, Transform] = {}
@@ -260,7 +262,7 @@ class _Offer:
                 )
 
     @classmethod
-    def fromProposal(cls, proposal: Proposal) -> _Offer | None:
+    def fromProposal(cls, index: int, proposal: Proposal) -> _Offer | None:
         """
         C{None} for a proposal with a transform type we do not understand, which RFC
         7296 section 3.3.6 makes unacceptable as a whole.
@@ -268,7 +270,7 @@ class _Offer:
         for transform in proposal.transforms:
             if transform.transformType not in _KNOWN_TYPES:
                 return None
-        return cls(proposal)
+        return cls(index, proposal)
 
 
 def _first(preferences, offered: dict):
@@ -301,20 +303,48 @@ def _chooseCipher(spec: ProposalSpec, offer: _Offer):
 
 def _offers(theirs: Sequence[Proposal], protocolId: int, spiSize: int) -> list[_Offer]:
     offers = []
-    for proposal in theirs:
+    for index, proposal in enumerate(theirs):
         if proposal.protocolId != protocolId or len(proposal.spi) != spiSize:
             continue
-        offer = _Offer.fromProposal(proposal)
+        offer = _Offer.fromProposal(index, proposal)
         if offer is not None:
             offers.append(offer)
     return offers
 
 
-def _answer(offer: _Offer, transforms: list[Transform]) -> Proposal:
-    proposal = offer.proposal
-    return Proposal(
-        proposal.number, proposal.protocolId, proposal.spi, tuple(transforms)
-    )
+#: What a selection decides, apart from the SPI: which of the peer's proposals (by index),
+#: the transforms of the answer, and the suite they stand for.
+_Choice = tuple[int, tuple[Transform, ...], IkeSuite | ChildSuite]
+
+
+def _answer(theirs: Sequence[Proposal], choice: _Choice) -> tuple[Proposal, Any]:
+    """The proposal to answer with: the chosen transforms under the peer's number and SPI."""
+    index, transforms, suite = choice
+    proposal = theirs[index]
+    return Proposal(proposal.number, proposal.protocolId, proposal.spi, transforms), suite
+
+
+def _chooseIke(
+    ours: Sequence[ProposalSpec], theirs: Sequence[Proposal], spiSize: int
+) -> _Choice | None:
+    offers = _offers(theirs, ProtocolId.IKE, spiSize)
+    for spec in ours:
+        if spec.protocolId != ProtocolId.IKE:
+            continue
+        for offer in offers:
+            if offer.esn:
+                continue
+            cipher = _chooseCipher(spec, offer)
+            if cipher is None:
+                continue
+            prf = _first((p.transformId for p in spec.prf), offer.prf)
+            ke = _first(spec.ke, offer.ke)
+            if prf is None or ke is None:
+                continue
+            encr, integ, encrTransforms, integTransforms = cipher
+            transforms = (*encrTransforms, prf[1], *integTransforms, ke[1])
+            return offer.index, transforms, IkeSuite(encr, integ, prfAlgorithm(prf[0]), ke[0])
+    return None
 
 
 def selectIkeProposal(
@@ -331,24 +361,8 @@ def selectIkeProposal(
     @return: the proposal to answer with (their number and SPI, one transform per type)
         and the suite, or C{None} for NO_PROPOSAL_CHOSEN.
     """
-    offers = _offers(theirs, ProtocolId.IKE, spiSize)
-    for spec in ours:
-        if spec.protocolId != ProtocolId.IKE:
-            continue
-        for offer in offers:
-            if offer.esn:
-                continue
-            cipher = _chooseCipher(spec, offer)
-            if cipher is None:
-                continue
-            prf = _first((p.transformId for p in spec.prf), offer.prf)
-            ke = _first(spec.ke, offer.ke)
-            if prf is None or ke is None:
-                continue
-            encr, integ, encrTransforms, integTransforms = cipher
-            answer = _answer(offer, [*encrTransforms, prf[1], *integTransforms, ke[1]])
-            return answer, IkeSuite(encr, integ, prfAlgorithm(prf[0]), ke[0])
-    return None
+    choice = _chooseIke(ours, theirs, spiSize)
+    return None if choice is None else _answer(theirs, choice)
 
 
 def _chooseChildKe(spec: ProposalSpec, offer: _Offer, allowNoPfs: bool, ignoreKe: bool):
@@ -370,25 +384,12 @@ def _chooseChildKe(spec: ProposalSpec, offer: _Offer, allowNoPfs: bool, ignoreKe
     return noPfs if noPfsOffered else None
 
 
-def selectChildProposal(
+def _chooseChild(
     ours: Sequence[ProposalSpec],
     theirs: Sequence[Proposal],
-    *,
-    allowNoPfs: bool = False,
-    ignoreKe: bool = False,
-) -> tuple[Proposal, ChildSuite] | None:
-    """
-    Choose an ESP proposal, our preference first.
-
-    A peer's proposal without ESN transforms counts as offering C{noesn}.
-
-    @param allowNoPfs: accept a proposal without KE (or with KE NONE) even when our
-        spec lists PFS groups.
-    @param ignoreKe: disregard KE transforms altogether, as in IKE_AUTH, whose CHILD SA
-        takes its keys from the IKE SA (RFC 7296 section 1.2); the answer then carries
-        no KE transform.
-    @return: the proposal to answer with and the suite, or C{None}.
-    """
+    allowNoPfs: bool,
+    ignoreKe: bool,
+) -> _Choice | None:
     offers = _offers(theirs, ProtocolId.ESP, ESP_SPI_SIZE)
     for spec in ours:
         if spec.protocolId != ProtocolId.ESP:
@@ -415,12 +416,92 @@ def selectChildProposal(
                 continue
             encr, integ, encrTransforms, integTransforms = cipher
             keTransforms, group = ke
-            answer = _answer(
-                offer,
-                [*encrTransforms, *integTransforms, *keTransforms, *esnTransforms],
-            )
-            return answer, ChildSuite(encr, integ, esnOn, group)
+            transforms = (*encrTransforms, *integTransforms, *keTransforms, *esnTransforms)
+            return offer.index, transforms, ChildSuite(encr, integ, esnOn, group)
     return None
+
+
+def selectChildProposal(
+    ours: Sequence[ProposalSpec],
+    theirs: Sequence[Proposal],
+    *,
+    allowNoPfs: bool = False,
+    ignoreKe: bool = False,
+) -> tuple[Proposal, ChildSuite] | None:
+    """
+    Choose an ESP proposal, our preference first.
+
+    A peer's proposal without ESN transforms counts as offering C{noesn}.
+
+    @param allowNoPfs: accept a proposal without KE (or with KE NONE) even when our
+        spec lists PFS groups.
+    @param ignoreKe: disregard KE transforms altogether, as in IKE_AUTH, whose CHILD SA
+        takes its keys from the IKE SA (RFC 7296 section 1.2); the answer then carries
+        no KE transform.
+    @return: the proposal to answer with and the suite, or C{None}.
+    """
+    choice = _chooseChild(ours, theirs, allowNoPfs, ignoreKe)
+    return None if choice is None else _answer(theirs, choice)
+
+
+_UNSEEN = object()
+
+
+class ProposalSelector:
+    """
+    L{selectIkeProposal} and L{selectChildProposal} over one fixed list of our proposals,
+    remembering what they chose.
+
+    A choice depends only on our proposals and the transforms the peer offers, and every
+    client of one implementation and configuration offers the same transforms in every
+    handshake: a responder would otherwise work out the same answer thousands of times a
+    second. Offers are remembered without their SPIs (the ESP SPI is new in every
+    IKE_AUTH), so an answer is rebuilt around the SPI of the proposal it picks. The memory
+    is bounded, and an offer with no acceptable proposal is remembered as such, so hostile
+    offers cost what selection costs and never more memory than the bound.
+    """
+
+    __slots__ = ("_choices", "ours")
+
+    #: Offers remembered at most; beyond that the memory starts over.
+    LIMIT = 256
+    #: Offers with more transforms than this are chosen among afresh every time.
+    MAX_TRANSFORMS = 256
+
+    def __init__(self, ours: Sequence[ProposalSpec]) -> None:
+        self.ours = tuple(ours)
+        self._choices: dict[tuple, _Choice | None] = {}
+
+    def selectIke(
+        self, theirs: Sequence[Proposal], *, spiSize: int = IKE_SPI_SIZE_INIT
+    ) -> tuple[Proposal, IkeSuite] | None:
+        """L{selectIkeProposal} with our proposals."""
+        return self._select(theirs, (ProtocolId.IKE, spiSize), _chooseIke, spiSize)
+
+    def selectChild(
+        self,
+        theirs: Sequence[Proposal],
+        *,
+        allowNoPfs: bool = False,
+        ignoreKe: bool = False,
+    ) -> tuple[Proposal, ChildSuite] | None:
+        """L{selectChildProposal} with our proposals."""
+        return self._select(
+            theirs, (ProtocolId.ESP, allowNoPfs, ignoreKe), _chooseChild, allowNoPfs, ignoreKe
+        )
+
+    def _select(self, theirs: Sequence[Proposal], kind: tuple, choose, *options):
+        if sum(len(p.transforms) for p in theirs) > self.MAX_TRANSFORMS:
+            choice = choose(self.ours, theirs, *options)
+        else:
+            key = (kind, *((p.protocolId, len(p.spi), p.transforms) for p in theirs))
+            choice = self._choices.get(key, _UNSEEN)
+            if choice is _UNSEEN:
+                choice = choose(self.ours, theirs, *options)
+                if len(self._choices) >= self.LIMIT:
+                    self._choices.clear()
+                self._choices[key] = choice
+        return None if choice is None else _answer(theirs, choice)
 
 
 def suiteFromProposal(proposal: Proposal, protocolId: int) -> IkeSuite | ChildSuite:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from hmac import compare_digest
 from struct import Struct
+from typing import Self
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import (
@@ -126,7 +127,9 @@ def _checkKeys(suite: ChildSuite, encrKey: bytes, integKey: bytes) -> None:
         )
     if encr.isAead:
         if integ is not None:
-            raise EspError(f"{encr.name} is an AEAD cipher and takes no INTEG transform")
+            raise EspError(
+                f"{encr.name} is an AEAD cipher and takes no INTEG transform"
+            )
         return
     if integ is None:
         raise EspError(f"{encr.name} needs an INTEG transform")
@@ -142,7 +145,9 @@ def _newAead(suite: ChildSuite, encrKey: bytes) -> AESGCM | ChaCha20Poly1305:
         return AESGCM(key)
     if suite.encr.transformId == EncrId.CHACHA20_POLY1305:
         return ChaCha20Poly1305(key)
-    raise EspError(f"{suite.encr.name} is not an ESP AEAD transform this hub implements")
+    raise EspError(
+        f"{suite.encr.name} is not an ESP AEAD transform this hub implements"
+    )
 
 
 def _longLivedCbc(encrKey: bytes, decrypt: bool) -> CipherContext:
@@ -172,10 +177,11 @@ class EspEncryptor:
         spi: bytes,
         encrKey: bytes,
         integKey: bytes = b"",
-    ) -> EspEncryptor:
+    ) -> Self:
+        concrete = cls
         if cls is EspEncryptor:
-            cls = _AeadEncryptor if suite.encr.isAead else _CbcEncryptor
-        return object.__new__(cls)
+            concrete = _AeadEncryptor if suite.encr.isAead else _CbcEncryptor
+        return object.__new__(concrete)
 
     def __init__(
         self,
@@ -317,10 +323,11 @@ class EspDecryptor:
         encrKey: bytes,
         integKey: bytes = b"",
         window: ReplayWindow | None = None,
-    ) -> EspDecryptor:
+    ) -> Self:
+        concrete = cls
         if cls is EspDecryptor:
-            cls = _AeadDecryptor if suite.encr.isAead else _CbcDecryptor
-        return object.__new__(cls)
+            concrete = _AeadDecryptor if suite.encr.isAead else _CbcDecryptor
+        return object.__new__(concrete)
 
     def __init__(
         self,
@@ -410,7 +417,8 @@ class _AeadDecryptor(EspDecryptor):
             plaintext = self._aead.decrypt(
                 self._salt + packet[HEADER_LENGTH:ivEnd],
                 packet[ivEnd:],
-                _AAD_ESN.pack(self.spi, seq) if self._esn else packet[:HEADER_LENGTH],
+                # The SPI as received: the ICV covers what is on the wire.
+                _AAD_ESN.pack(packet[:4], seq) if self._esn else packet[:HEADER_LENGTH],
             )
         except InvalidTag:
             raise EspDropped(DROP_ICV) from None

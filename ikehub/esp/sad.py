@@ -1,14 +1,18 @@
 """
 The Security Association Database (RFC 4301 section 4.4.2).
 
-Inbound ESP finds its CHILD SA by SPI here, with one dict lookup. The IKE machine reserves SPIs
-while it negotiates, installs CHILD SAs when they are agreed, and removes them when deleted.
+Inbound ESP finds its SA by SPI with one dict lookup; outbound packets find theirs by the inner
+destination through the L{RouteTable}. The IKE machine reserves SPIs while it negotiates, installs
+CHILD SAs when they are agreed, and removes them when deleted; each installed CHILD SA is wrapped
+in an L{EspSA} holding its keyed ciphers and counters.
 """
 
 import os
 
 from zope.interface import implementer
 
+from ikehub.esp.espsa import EspSA, Lifetime
+from ikehub.esp.routes import RouteTable
 from ikehub.ike.child import ChildSA
 from ikehub.interfaces import ISecurityAssociationDatabase
 
@@ -18,33 +22,50 @@ _MIN_SPI = 256
 
 @implementer(ISecurityAssociationDatabase)
 class SAD:
-    def __init__(self) -> None:
-        #: inbound SPI -> CHILD SA, or None while reserved during negotiation.
-        self._bySpi: dict[bytes, ChildSA | None] = {}
+    def __init__(self, replayWindow: int = 1024, lifetime: Lifetime | None = None) -> None:
+        #: inbound SPI -> EspSA, or None while reserved during negotiation. The datapath reads
+        #: this dict directly on every packet.
+        self.bySpi: dict[bytes, EspSA | None] = {}
+        self.routes = RouteTable()
+        self.replayWindow = replayWindow
+        self.lifetime = lifetime or Lifetime()
+        #: Called with each EspSA installed or removed: the datapath keeps its timers there.
+        self.installed = None
+        self.removed = None
 
     def allocateSpi(self) -> bytes:
         while True:
             spi = os.urandom(4)
-            if int.from_bytes(spi, "big") >= _MIN_SPI and spi not in self._bySpi:
-                self._bySpi[spi] = None
+            if int.from_bytes(spi, "big") >= _MIN_SPI and spi not in self.bySpi:
+                self.bySpi[spi] = None
                 return spi
 
     def releaseSpi(self, spi: bytes) -> None:
-        if spi in self._bySpi and self._bySpi[spi] is None:
-            del self._bySpi[spi]
+        if spi in self.bySpi and self.bySpi[spi] is None:
+            del self.bySpi[spi]
 
-    def install(self, childSa: ChildSA) -> None:
-        self._bySpi[childSa.inboundSpi] = childSa
+    def install(self, childSa: ChildSA) -> EspSA:
+        sa = EspSA(childSa, self.replayWindow, self.lifetime)
+        self.bySpi[childSa.inboundSpi] = sa
+        self.routes.add(sa.remoteRanges, sa)
+        if self.installed is not None:
+            self.installed(sa)
+        return sa
 
     def remove(self, childSa: ChildSA) -> None:
-        if self._bySpi.get(childSa.inboundSpi) is childSa:
-            del self._bySpi[childSa.inboundSpi]
+        sa = self.bySpi.get(childSa.inboundSpi)
+        if sa is None or sa.child is not childSa:
+            return
+        del self.bySpi[childSa.inboundSpi]
+        self.routes.remove(sa.remoteRanges, sa)
+        if self.removed is not None:
+            self.removed(sa)
 
-    def lookup(self, spi: bytes) -> ChildSA | None:
-        return self._bySpi.get(spi)
+    def lookup(self, spi: bytes) -> EspSA | None:
+        return self.bySpi.get(spi)
 
     def __len__(self) -> int:
-        return sum(1 for child in self._bySpi.values() if child is not None)
+        return sum(1 for sa in self.bySpi.values() if sa is not None)
 
     def __iter__(self):
-        return (child for child in self._bySpi.values() if child is not None)
+        return (sa for sa in self.bySpi.values() if sa is not None)

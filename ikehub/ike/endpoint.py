@@ -90,6 +90,9 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         self._dropLog = RateLimiter(clock, 2.0, 10.0)
         self._sweepCall = None
         self._drainWaiters: list[Deferred] = []
+        # One Logger for this endpoint: the class attribute builds a new one on every access.
+        self.log = Logger(f"{type(self).__module__}.{type(self).__name__}", self)
+        self.prepareResponder()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -223,7 +226,7 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         if not allowed:
             return self._drop("exchange_not_allowed_in_state", peer)
         try:
-            message = Message.fromBytes(data)
+            message = Message.fromBytes(data, header)
         except ParseError:
             return self._drop("malformed", peer)
         if not isinstance(message.sk, SKPayload) or sa.skIn is None:
@@ -267,7 +270,7 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
     def _handleResponse(self, sa: IKESA, data, header: IKEHeader, peer, path) -> None:
         pending = sa.pending
         try:
-            message = Message.fromBytes(data)
+            message = Message.fromBytes(data, header)
             if header.exchangeType == ExchangeType.IKE_SA_INIT:
                 payloads = message.payloads
             elif isinstance(message.sk, SKPayload) and sa.skIn is not None:
@@ -280,6 +283,8 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         self._cancelPending(sa)
         sa.lastHeard = self.clock.seconds()
         pending.onResponse(sa, header, payloads, data, peer, path)
+        if sa.queued and sa.pending is None and sa.state is not IKEState.DEAD:
+            self.sendRequest(sa, *sa.queued.pop(0))
 
     # -- answering --------------------------------------------------------------------------
 
@@ -340,6 +345,11 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         """
         Send a request on C{sa} and retransmit it with exponential backoff until answered.
         """
+        if sa.pending is not None:
+            if sa.queued is None:
+                sa.queued = []
+            sa.queued.append((exchangeType, payloads, onResponse))
+            return
         messageId = sa.nextRequestId
         sa.nextRequestId += 1
         header = sa.header(exchangeType, messageId, response=False)
@@ -384,8 +394,9 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         if sa.state is not IKEState.ESTABLISHED:
             return self.removeSa(sa, "deleted locally")
         if sa.pending is not None:
-            # One request at a time: the Delete supersedes whatever was outstanding.
+            # One request at a time: the Delete supersedes whatever was outstanding or queued.
             self._cancelPending(sa)
+        sa.queued = None
         sa.state = IKEState.DELETING
         self.sendRequest(
             sa,
@@ -393,6 +404,24 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
             [DeletePayload(ProtocolId.IKE, ())],
             lambda sa, *rest: self.removeSa(sa, "deleted by the hub"),
         )
+
+    def deleteChildSa(self, child) -> None:
+        """
+        Stop using a CHILD SA at once and tell the peer with an INFORMATIONAL Delete carrying our
+        inbound SPI (RFC 7296 section 1.4.1).
+        """
+        self.sad.remove(child)
+        sa = self.sas.get(child.ikeSpi)
+        if sa is None or child not in sa.children:
+            return
+        sa.children.remove(child)
+        if sa.state is IKEState.ESTABLISHED:
+            self.sendRequest(
+                sa,
+                ExchangeType.INFORMATIONAL,
+                [DeletePayload(ProtocolId.ESP, (child.inboundSpi,))],
+                lambda *answer: None,
+            )
 
     def removeSa(self, sa: IKESA, reason: str) -> None:
         """
@@ -403,6 +432,7 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         wasEstablished = sa.state in (IKEState.ESTABLISHED, IKEState.DELETING)
         sa.state = IKEState.DEAD
         self._cancelPending(sa)
+        sa.queued = None
         if self.sas.get(sa.localSpi) is sa:
             del self.sas[sa.localSpi]
         if not sa.isInitiator:

@@ -77,6 +77,7 @@ class IKESA:
         "lastRequestHash",
         "nextRequestId",
         "pending",
+        "queued",
         "context",
     )
 
@@ -107,6 +108,9 @@ class IKESA:
         self.lastRequestHash = 0
         self.nextRequestId = 0
         self.pending: PendingRequest | None = None
+        #: Requests waiting for the outstanding one to be answered (one at a time, RFC 7296
+        #: section 2.3 with a window of 1): (exchangeType, payloads, onResponse).
+        self.queued: list | None = None
         #: Role-specific scratch space during setup (the initiator's Deferred and spec).
         self.context: Any = None
 

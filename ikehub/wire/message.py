@@ -38,6 +38,8 @@ _CRITICAL = 0x80
 _MAX_PAYLOAD_LENGTH = 0xFFFF
 _ENCRYPTED_TYPES = (PayloadType.SK, PayloadType.SKF)
 
+_ENCRYPTED_CLASSES = (SKPayload, SKFPayload)
+
 P = TypeVar("P", bound=Payload)
 
 
@@ -51,17 +53,17 @@ def encodePayloadChain(payloads: Sequence[Payload]) -> tuple[int, bytes]:
         names its first inner payload, so nothing can follow it), or a payload whose
         fields do not fit the wire format.
     """
-    count = len(payloads)
+    if not payloads:
+        return 0, b""
     parts = []
+    last = len(payloads) - 1
     for index, payload in enumerate(payloads):
-        if isinstance(payload, (SKPayload, SKFPayload)):
-            if index != count - 1:
+        if isinstance(payload, _ENCRYPTED_CLASSES):
+            if index != last:
                 raise ValueError(f"{type(payload).__name__} must be the last payload")
             nextType = payload.firstPayload
-        elif index == count - 1:
-            nextType = 0
         else:
-            nextType = payloads[index + 1].PAYLOAD_TYPE
+            nextType = payloads[index + 1].PAYLOAD_TYPE if index != last else 0
         try:
             body = payload.bodyBytes()
             length = GENERIC_PAYLOAD_HEADER_LENGTH + len(body)
@@ -71,7 +73,7 @@ def encodePayloadChain(payloads: Sequence[Payload]) -> tuple[int, bytes]:
         except struct.error as e:
             raise ValueError(f"{payload!r} has a field out of range: {e}") from e
         parts.append(body)
-    return (payloads[0].PAYLOAD_TYPE if count else 0), b"".join(parts)
+    return payloads[0].PAYLOAD_TYPE, b"".join(parts)
 
 
 def decodePayloadChain(
@@ -87,9 +89,17 @@ def decodePayloadChain(
 
     @raise ParseError: (a subclass of it) for anything that is not a valid chain.
     """
-    data = bytes(data)
+    return _decodeChain(firstType, bytes(data), 0, maxPayloads)
+
+
+def _decodeChain(
+    firstType: int, data: bytes, offset: int, maxPayloads: int = 64
+) -> tuple[Payload, ...]:
+    """
+    L{decodePayloadChain} of C{data[offset:]}, without copying the message to slice the
+    chain out of it.
+    """
     end = len(data)
-    offset = 0
     nextType = firstType
     payloads: list[Payload] = []
     seen = 0
@@ -145,25 +155,25 @@ class Message:
         return self.header.toBytesWith(firstType, IKE_HEADER_LENGTH + len(chain)) + chain
 
     @classmethod
-    def fromBytes(cls, data: bytes) -> Message:
+    def fromBytes(cls, data: bytes, header: IKEHeader | None = None) -> Message:
         """
         Decode one datagram (without the non-ESP marker of UDP 4500).
 
+        @param header: C{IKEHeader.fromBytes(data)} when the caller has parsed it already
+            (the endpoint reads the header first to find the SA), so it is not parsed twice.
         @raise ParseError: (a subclass of it) for anything that is not a valid message;
             never anything else.
         """
         data = bytes(data)
-        header = IKEHeader.fromBytes(data)
+        if header is None:
+            header = IKEHeader.fromBytes(data)
         if header.length < IKE_HEADER_LENGTH:
             raise BadLengthError(f"IKE header length {header.length} is below 28")
         if header.length != len(data):
             raise BadLengthError(
                 f"IKE header length {header.length} but the datagram has {len(data)} bytes"
             )
-        return cls(
-            header,
-            decodePayloadChain(header.nextPayload, data[IKE_HEADER_LENGTH:]),
-        )
+        return cls(header, _decodeChain(header.nextPayload, data, IKE_HEADER_LENGTH))
 
     def get(self, cls: type[P]) -> P | None:
         """The first payload that is an instance of C{cls}, or C{None}."""
