@@ -6,15 +6,25 @@ A client has no route beyond its own segment, so a reply from the LAN host can o
 through the tunnel; the tests also read both sides' packet counters.
 """
 
+import ast
 import re
+import socket
+import struct
 import subprocess
+import time
 
 import pytest
 
+from ikehub.crypto.proposals import ChildSuite
+from ikehub.crypto.transforms import encrAlgorithm
+from ikehub.esp.packet import EspEncryptor
+from ikehub.wire.constants import EncrId
 from tests.harness import HubProcess, StrongSwan, Topology, requireRealClients
+from tests.harness.netns import insideNamespace
 from tests.realclient import clientConfig, clientSecrets, hubConfig, onlyIkeSa, waitFor
 
 LAN_HOST = "203.0.113.10"
+HUB = "192.0.2.1"
 
 
 @pytest.fixture
@@ -180,3 +190,103 @@ def test_tcpTransferArrivesWholeAndCountersAgree(workdir):
         if kernelDrops == 0:
             assert counters["bytes_in"] == child["bytes-out"]
         assert counters["bytes_out"] == child["bytes-in"]
+
+
+def sniffEsp(count: int, timeout: float) -> list[bytes]:
+    """
+    ESP datagrams (UDP payloads) leaving this namespace for the hub's NAT-T port, captured with
+    a packet socket; call inside the client's namespace.
+    """
+    sniffer = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))  # ETH_P_ALL: outgoing too
+    sniffer.settimeout(0.2)
+    captured: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(captured) < count and time.monotonic() < deadline:
+            try:
+                frame = sniffer.recv(65535)
+            except socket.timeout:
+                continue
+            ip = frame[14:] if frame[12:14] == b"\x08\x00" else frame
+            if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != 17:
+                continue
+            offset = (ip[0] & 15) * 4
+            port = int.from_bytes(ip[offset + 2 : offset + 4], "big")
+            payload = ip[offset + 8 :]
+            if (
+                ip[16:20] == socket.inet_aton(HUB)
+                and port == 4500
+                and len(payload) > 8
+                and payload[:4] != b"\x00\x00\x00\x00"
+            ):
+                captured.append(payload)
+    finally:
+        sniffer.close()
+    return captured
+
+
+def test_replayedTamperedAndSpoofedEspIsDroppedAndCounted(workdir):
+    """
+    Real ESP from a strongSwan client, replayed and bit-flipped, and ESP forged with the
+    client's own keys but a spoofed inner source: the hub drops and counts each, delivers none
+    of them, and the tunnel keeps working.
+    """
+    requireRealClients()
+    with Topology() as net, HubProcess(net.hubNs, workdir / "hub", hubConfig()) as hub, StrongSwan(
+        net.clientNs[0],
+        workdir / "c1",
+        clientConfig(espProposals="aes256gcm16"),
+        secrets=clientSecrets(),
+        saveKeys=True,
+    ) as client:
+        assert client.initiate("home").returncode == 0, client.log()
+        [vip] = onlyIkeSa(client)["local-vips"]
+        child = childOf(client)
+        with insideNamespace(net.clientNs[0]):
+            ping = subprocess.Popen(
+                ["ping", "-n", "-q", "-c", "5", "-i", "0.2", "-I", vip, LAN_HOST],
+                stdout=subprocess.DEVNULL,
+            )
+            try:
+                captured = sniffEsp(count=4, timeout=5)
+            finally:
+                ping.wait(timeout=10)
+            assert len(captured) == 4
+            [keys] = [c for c in client.keys()[0]["children"] if c["spiOut"] == child["spi-out"]]
+            suite = ChildSuite(encrAlgorithm(EncrId.AES_GCM_16, 256), None, False, None)
+            forger = EspEncryptor(suite, bytes.fromhex(child["spi-out"]), keys["encrI"])
+            # A sequence number ahead of the client's but inside the hub's window, so the
+            # client's own later packets stay acceptable.
+            spoofed = forger.seal(500, ipv4Udp("198.51.100.99", LAN_HOST), 4)
+            sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                for packet in captured:
+                    sender.sendto(packet, (HUB, 4500))
+                for packet in captured:
+                    # A flipped sequence-number bit makes it new to the window, so the packet
+                    # reaches the ICV check (a flip elsewhere is already refused as a replay).
+                    flipped = bytearray(packet)
+                    flipped[7] ^= 0x80
+                    sender.sendto(bytes(flipped), (HUB, 4500))
+                sender.sendto(spoofed, (HUB, 4500))
+            finally:
+                sender.close()
+        assert net.ping(net.clientNs[0], LAN_HOST, count=3, source=vip), "the tunnel broke"
+        client.terminateIke("home")
+        assert waitFor(lambda: "removed:" in hub.log())
+        line = next(l for l in hub.log().splitlines() if f"CHILD SA {child['spi-out']}/" in l)
+        drops = ast.literal_eval(line.split("drops ", 1)[1])
+        assert drops == {"replay": 4, "icv": 4, "selector": 1}, line
+
+
+def ipv4Udp(source: str, destination: str) -> bytes:
+    """
+    An IPv4/UDP packet to the discard port (the hub checks addresses only).
+    """
+    payload = b"forged"
+    udp = struct.pack("!HHHH", 40000, 9, 8 + len(payload), 0) + payload
+    header = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+        socket.inet_aton(source), socket.inet_aton(destination),
+    )
+    return header + udp

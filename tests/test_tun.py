@@ -11,7 +11,6 @@ arithmetic is checked against an independent brute-force model of the ESP packet
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import ipaddress
@@ -31,6 +30,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from ikehub.interfaces import IPacketInterface
+from tests.harness.netns import insideNamespace
 from ikehub.net import tun as tunModule
 from ikehub.net.tun import (
     READ_BATCH,
@@ -45,8 +45,6 @@ ROOT = Path(__file__).resolve().parents[1]
 IS_ROOT = os.geteuid() == 0
 NOT_ROOT_REASON = "TUN tests create network namespaces and devices, which needs root"
 
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
 _sequence = itertools.count()
 
 TUN_ADDRESS = ipaddress.ip_interface("198.51.100.1/24")
@@ -103,30 +101,6 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if check and result.returncode:
         raise AssertionError(f"ip {' '.join(args)}: {result.stderr.strip()}")
     return result
-
-
-def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"setns: {os.strerror(code)}")
-
-
-@contextlib.contextmanager
-def insideNamespace(ns: str):
-    """Run the block with this thread (and the processes it starts) in namespace C{ns}."""
-    original = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    try:
-        target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-        try:
-            _setns(target)
-        finally:
-            os.close(target)
-        try:
-            yield
-        finally:
-            _setns(original)
-    finally:
-        os.close(original)
 
 
 class FakeReactor:

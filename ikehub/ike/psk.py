@@ -6,10 +6,23 @@ are the sender's IKE_SA_INIT message, the peer's nonce and prf(SK_p, the sender'
 """
 
 import hmac
+import os
 
 from ikehub.crypto.transforms import PrfAlgorithm
 
 KEY_PAD = b"Key Pad for IKEv2"
+
+#: What a responder verifies an AUTH payload against when the peer has no usable PSK, so that
+#: refusing an unknown identity costs what refusing a wrong key costs. Random, and never accepted:
+#: the caller refuses such peers whatever the comparison says.
+DECOY_PSK = os.urandom(32)
+
+#: prf(PSK, "Key Pad for IKEv2") by (PRF, PSK). It depends on nothing else, and a responder
+#: needs it twice per IKE SA (to verify the peer's AUTH and to make its own), so it is derived
+#: once. As secret as the PSKs themselves: kept in memory only, never logged; the PSKs come from
+#: the configuration, and the bound only guards against a configuration of thousands of them.
+_keyPads: dict[tuple[int, bytes], bytes] = {}
+_KEY_PADS_LIMIT = 4096
 
 
 def signedOctets(
@@ -18,8 +31,20 @@ def signedOctets(
     return initMessage + peerNonce + prf.compute(skP, idBody)
 
 
+def pskKeyPad(prf: PrfAlgorithm, psk: bytes) -> bytes:
+    """prf(PSK, "Key Pad for IKEv2"), the key of the AUTH payload's outer prf."""
+    key = (prf.transformId, psk)
+    keyPad = _keyPads.get(key)
+    if keyPad is None:
+        keyPad = prf.compute(psk, KEY_PAD)
+        if len(_keyPads) >= _KEY_PADS_LIMIT:
+            _keyPads.clear()
+        _keyPads[key] = keyPad
+    return keyPad
+
+
 def pskAuthData(prf: PrfAlgorithm, psk: bytes, octets: bytes) -> bytes:
-    return prf.compute(prf.compute(psk, KEY_PAD), octets)
+    return prf.compute(pskKeyPad(prf, psk), octets)
 
 
 def verifyPskAuth(prf: PrfAlgorithm, psk: bytes, octets: bytes, received: bytes) -> bool:

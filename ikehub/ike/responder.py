@@ -6,17 +6,16 @@ group, bad public value, missing cookie), and the hub sends its own AUTH only af
 initiator's. Authentication failures look the same for an unknown identity and a wrong key.
 """
 
-import dataclasses
 import os
 import struct
 
 from ikehub.crypto.errors import CryptoError
 from ikehub.crypto.ke import newKeyExchange
 from ikehub.crypto.keys import deriveChildKeys, deriveIkeKeys
-from ikehub.crypto.proposals import selectChildProposal, selectIkeProposal
+from ikehub.crypto.proposals import ProposalSelector
 from ikehub.ike.child import ChildSA
 from ikehub.ike.nat import natDetectionNotifies
-from ikehub.ike.psk import pskAuthData, signedOctets, verifyPskAuth
+from ikehub.ike.psk import DECOY_PSK, pskAuthData, signedOctets, verifyPskAuth
 from ikehub.ike.sa import ZERO_SPI, IKESA, IKEState
 from ikehub.ike.ts import hostRange, narrow, networkRange
 from ikehub.wire.constants import (
@@ -42,6 +41,7 @@ from ikehub.wire.payloads import (
     KEPayload,
     NoncePayload,
     NotifyPayload,
+    Proposal,
     SAPayload,
     TSiPayload,
     TSrPayload,
@@ -73,6 +73,17 @@ class ResponderExchanges:
     Mixed into L{ikehub.ike.endpoint.IKEEndpoint}.
     """
 
+    def prepareResponder(self) -> None:
+        """
+        Do once per endpoint what every handshake would otherwise repeat: our IDr payload and
+        the bytes of it that our AUTH covers, and the memory of choices among offered proposals.
+        """
+        identity = self.settings.identity
+        self._idr = IDrPayload(identity.idType, identity.data)
+        self._idrBody = self._idr.bodyBytes()
+        self._ikeSelector = ProposalSelector(self.settings.ikeProposals)
+        self._espSelector = ProposalSelector(self.settings.espProposals)
+
     # -- IKE_SA_INIT ------------------------------------------------------------------------
 
     def receiveInitRequest(self, data: bytes, header: IKEHeader, peer, path) -> None:
@@ -85,7 +96,7 @@ class ResponderExchanges:
                 self._drop("ike_sa_init_for_existing_sa", peer)
             return
         try:
-            message = Message.fromBytes(data)
+            message = Message.fromBytes(data, header)
         except UnsupportedCriticalPayload as e:
             self._initError(header, peer, path, NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, e.notifyData)
             return
@@ -133,7 +144,7 @@ class ResponderExchanges:
                 made = self.cookies.make(nonceI, peer[0], header.spiI)
                 return self._initError(header, peer, path, NotifyType.COOKIE, made)
 
-        chosen = selectIkeProposal(self.settings.ikeProposals, saPayload.proposals)
+        chosen = self._ikeSelector.selectIke(saPayload.proposals)
         if chosen is None:
             return self._initError(header, peer, path, NotifyType.NO_PROPOSAL_CHOSEN)
         proposal, suite = chosen
@@ -228,9 +239,9 @@ class ResponderExchanges:
         )
         prf = sa.suite.prf
         octets = signedOctets(prf, sa.initRequest, sa.nonceR, sa.keys.skPi, idi.bodyBytes())
-        # Verify with a throw-away key when there is nothing to verify against, so an unknown
+        # Verify with a decoy key when there is nothing to verify against, so an unknown
         # identity costs the same as a wrong key.
-        psk = entry.psk if usable else os.urandom(32)
+        psk = entry.psk if usable else DECOY_PSK
         if not verifyPskAuth(prf, psk, octets, auth.data) or not usable:
             why = decision.reason if entry is None else "AUTH payload did not verify"
             if entry is not None and not usable:
@@ -238,9 +249,11 @@ class ResponderExchanges:
             return self._authFailed(sa, why)
         sa.entry = entry
 
-        idr = IDrPayload(self.settings.identity.idType, self.settings.identity.data)
-        ourOctets = signedOctets(prf, sa.initResponse, sa.nonceI, sa.keys.skPr, idr.bodyBytes())
-        answer: list = [idr, AuthPayload(AuthMethod.SHARED_KEY_MIC, pskAuthData(prf, entry.psk, ourOctets))]
+        ourOctets = signedOctets(prf, sa.initResponse, sa.nonceI, sa.keys.skPr, self._idrBody)
+        answer: list = [
+            self._idr,
+            AuthPayload(AuthMethod.SHARED_KEY_MIC, pskAuthData(prf, entry.psk, ourOctets)),
+        ]
 
         addressFailed = False
         cp = single(payloads, CPPayload)
@@ -337,9 +350,7 @@ class ResponderExchanges:
             return [self.notify(NotifyType.TS_UNACCEPTABLE)]
         # A KE transform in IKE_AUTH's SA is meaningless (the first CHILD SA's keys come from the
         # IKE SA's exchange), so it is ignored, as RFC 7296 section 1.2 and strongSwan do.
-        chosen = selectChildProposal(
-            self.settings.espProposals, saPayload.proposals, ignoreKe=True
-        )
+        chosen = self._espSelector.selectChild(saPayload.proposals, ignoreKe=True)
         if chosen is None:
             self.counters.increment("child_no_proposal_chosen")
             return [self.notify(NotifyType.NO_PROPOSAL_CHOSEN)]
@@ -369,8 +380,9 @@ class ResponderExchanges:
         )
         self.sad.install(child)
         sa.children.append(child)
+        answer = Proposal(proposal.number, proposal.protocolId, inboundSpi, proposal.transforms)
         return [
-            SAPayload((dataclasses.replace(proposal, spi=inboundSpi),)),
+            SAPayload((answer,)),
             TSiPayload(narrowedI),
             TSrPayload(narrowedR),
         ]

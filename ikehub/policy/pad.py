@@ -30,8 +30,19 @@ class PADEntry:
 
 @dataclass(frozen=True)
 class PADDecision:
+    """
+    Which entry governs a peer, and why. The sentence saying why is written only when read:
+    it is wanted when a peer is refused, and most lookups are not.
+    """
+
     entry: PADEntry | None
-    reason: str
+    identity: Identity
+
+    @property
+    def reason(self) -> str:
+        if self.entry is None:
+            return f"no PAD entry matches identity {self.identity}"
+        return f"identity {self.identity} matched PAD entry {self.entry.name!r}"
 
 
 @implementer(IPeerAuthorizationDatabase)
@@ -60,5 +71,5 @@ class PAD:
     def lookup(self, identity: Identity, peerAddress: str) -> PADDecision:
         for entry in self.entries:
             if identity.matches(entry.identity):
-                return PADDecision(entry, f"identity {identity} matched PAD entry {entry.name!r}")
-        return PADDecision(None, f"no PAD entry matches identity {identity}")
+                return PADDecision(entry, identity)
+        return PADDecision(None, identity)

@@ -17,6 +17,8 @@ runs never collide, and a later run can recognise and remove what a killed run l
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import itertools
 import os
 import re
@@ -225,3 +227,34 @@ class Topology:
             return self.run(ns, *argv, dest, timeout=timeout).returncode == 0
         except HarnessError:
             return False
+
+
+_CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, _CLONE_NEWNET) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"setns: {os.strerror(code)}")
+
+
+@contextlib.contextmanager
+def insideNamespace(ns: str):
+    """
+    Run the block with this thread (and the processes it starts) in network namespace C{ns}:
+    sockets the test opens there live in that namespace.
+    """
+    original = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+        try:
+            _setns(target)
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            _setns(original)
+    finally:
+        os.close(original)
