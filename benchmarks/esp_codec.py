@@ -11,6 +11,9 @@ Usage: python benchmarks/esp_codec.py [--seconds 0.5] [--rounds 3] [--esn]
 Prints, per transform and payload size: packets/s, Gbit/s of payload, and microseconds
 for one seal plus one open, from the best of --rounds timed runs (other processes on a
 shared machine only ever make a run slower).
+
+Other benchmarks (C{benchmarks/esp.py}) import L{bestRate} and L{suiteNamed} to print the
+same figures next to their own.
 """
 
 import argparse
@@ -60,6 +63,25 @@ def runCase(suite: ChildSuite, size: int, seconds: float) -> tuple[int, float]:
             return sent, elapsed
 
 
+def suiteNamed(name: str, esn: bool = False) -> ChildSuite:
+    """The L{ChildSuite} of the transform called C{name} in L{TRANSFORMS}."""
+    for candidate, encr, integ in TRANSFORMS:
+        if candidate == name:
+            return ChildSuite(encr, integ, esn, None)
+    raise ValueError(f"unknown transform {name!r}; one of {[t[0] for t in TRANSFORMS]}")
+
+
+def bestRate(suite: ChildSuite, size: int, seconds: float, rounds: int) -> float:
+    """
+    Seal+open packets per second for C{size}-byte payloads: the best of C{rounds} runs of
+    L{runCase}.
+    """
+    return max(
+        packets / elapsed
+        for packets, elapsed in (runCase(suite, size, seconds) for _ in range(rounds))
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=0.5)
@@ -70,15 +92,10 @@ def main() -> None:
     print(
         f"{'transform':<18} {'payload':>7} {'packets/s':>11} {'Gbit/s':>7} {'us/pkt':>7}"
     )
-    for name, encr, integ in TRANSFORMS:
-        suite = ChildSuite(encr, integ, args.esn, None)
+    for name, _, _ in TRANSFORMS:
+        suite = suiteNamed(name, args.esn)
         for size in SIZES:
-            rate = max(
-                packets / elapsed
-                for packets, elapsed in (
-                    runCase(suite, size, args.seconds) for _ in range(args.rounds)
-                )
-            )
+            rate = bestRate(suite, size, args.seconds, args.rounds)
             print(
                 f"{name:<18} {size:>7} {rate:>11,.0f} {rate * size * 8 / 1e9:>7.2f} "
                 f"{1e6 / rate:>7.2f}"

@@ -494,7 +494,9 @@ class _Validator:
             except ValueError as e:
                 self.problem("tun.address", f"{text!r} is not an address with a prefix like 198.51.100.1/24: {e}")
                 address = INVALID
-        routes = self.selectors(table, "routes", where, [], allowDynamic=False)
+        routes: Any = ()
+        if table.get("routes", []) != []:  # an empty list is fine here: no extra routes
+            routes = self.selectors(table, "routes", where, [], allowDynamic=False)
         values = (enabled, name, mtu, address, routes)
         if any(value is INVALID for value in values):
             return INVALID
