@@ -126,3 +126,26 @@ class DrainingPortTests(SynchronousTestCase):
             port.doRead()  # nothing left: returns quietly
         finally:
             port.stopListening()
+
+    def test_nattPortSortsInTheReadLoop(self):
+        """
+        The read loop's ESP shortcut on the NAT-T port keeps the RFC 3948 sorting: marker-framed
+        IKE to the endpoint, a keepalive absorbed, everything else to the datapath.
+        """
+        endpoint, esp, counters = FakeEndpoint(), [], Counters()
+        protocol = IKEDatagramProtocol(endpoint, SAD(), counters, True, esp=lambda *a: esp.append(a))
+        port = DrainingPort(0, protocol, "127.0.0.1")
+        port.startListening()
+        try:
+            sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            address = port.socket.getsockname()
+            sender.sendto(b"\x00\x00\x00\x00IKE-message", address)
+            sender.sendto(b"\xff", address)
+            sender.sendto(b"\x12\x34\x56\x78" + bytes(24), address)
+            sender.close()
+            port.doRead()
+        finally:
+            port.stopListening()
+        self.assertEqual([data for data, _, _ in endpoint.received], [b"IKE-message"])
+        self.assertEqual(counters["nat_keepalive"], 1)
+        self.assertEqual([a[0] for a in esp], [b"\x12\x34\x56\x78" + bytes(24)])

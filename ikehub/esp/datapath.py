@@ -15,6 +15,7 @@ per packet) and one shared timer for seconds.
 
 import heapq
 import itertools
+from struct import Struct
 
 from twisted.logger import Logger
 
@@ -24,6 +25,10 @@ from ikehub.ike.counters import Counters
 
 NEXT_HEADER_IPV4 = 4
 NEXT_HEADER_IPV6 = 41
+
+#: Source and destination of an IPv4 header, at offset 12; one call reads both.
+_IPV4_ADDRESSES = Struct("!II")
+_IPV4_DESTINATION = Struct("!I")
 
 
 def innerAddresses(packet: bytes):
@@ -85,17 +90,23 @@ class ESPDatapath:
         except EspDropped as e:
             sa.drop(e.reason)
             return
-        addresses = innerAddresses(inner)
-        if addresses is None or nextHeader != (
-            NEXT_HEADER_IPV4 if addresses[0] == 4 else NEXT_HEADER_IPV6
-        ):
-            sa.drop("malformed_inner")
-            return
-        version, source, destination = addresses
+        size = len(inner)
+        # IPv4 addresses are read in place with one call; the rest goes through
+        # innerAddresses, which also tells a malformed packet from IPv6.
+        if nextHeader == NEXT_HEADER_IPV4 and size >= 20 and inner[0] >> 4 == 4:
+            version = 4
+            source, destination = _IPV4_ADDRESSES.unpack_from(inner, 12)
+        else:
+            addresses = innerAddresses(inner)
+            if addresses is None or nextHeader != (
+                NEXT_HEADER_IPV4 if addresses[0] == 4 else NEXT_HEADER_IPV6
+            ):
+                sa.drop("malformed_inner")
+                return
+            version, source, destination = addresses
         if not sa.allowsSource(version, source):
             sa.drop("selector")
             return
-        size = len(inner)
         sa.packetsIn += 1
         sa.bytesIn += size
         sa.byteBudget -= size
@@ -114,12 +125,16 @@ class ESPDatapath:
         """
         A packet the kernel routed into the TUN device: protect it towards its peer.
         """
-        addresses = innerAddresses(packet)
-        if addresses is None:
-            self.counters.increment("tun_malformed")
-            return
-        version = addresses[0]
-        target = self.routes.lookup(version, addresses[2])
+        if len(packet) >= 20 and packet[0] >> 4 == 4:
+            version = 4
+            target = self.routes.lookup(4, _IPV4_DESTINATION.unpack_from(packet, 16)[0])
+        else:
+            addresses = innerAddresses(packet)
+            if addresses is None:
+                self.counters.increment("tun_malformed")
+                return
+            version = addresses[0]
+            target = self.routes.lookup(version, addresses[2])
         if target is None:
             decision = self.spd.decide(packet)
             self.counters.increment("tun_no_child_sa_" + decision.action.name.lower())

@@ -47,6 +47,8 @@ Path = Hashable
 SendFunction = Callable[[bytes, tuple[str, int], Path], None]
 
 _EXCHANGE_NAMES = {int(e): e.name for e in ExchangeType}
+_INITIATOR = int(HeaderFlag.INITIATOR)
+_RESPONSE = int(HeaderFlag.RESPONSE)
 
 
 def requestDigest(datagram: bytes) -> bytes:
@@ -181,28 +183,31 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         if header.length != len(data):
             return self._drop("bad_length", peer)
 
+        # The flags are read once here rather than through the header's properties, a call each.
+        flags = header.flags
+        fromInitiator = bool(flags & _INITIATOR)
         # Our SPI is the responder's if the sender is the original initiator.
-        ourSpi = header.spiR if header.isInitiator else header.spiI
-        if header.isResponse:
+        ourSpi = header.spiR if fromInitiator else header.spiI
+        if flags & _RESPONSE:
             sa = self.sas.get(ourSpi)
             pending = sa.pending if sa is not None else None
             if (
                 pending is None
                 or pending.messageId != header.messageId
                 or pending.exchangeType != header.exchangeType
-                or sa.isInitiator == header.isInitiator
+                or sa.isInitiator == fromInitiator
             ):
                 return self._drop("unexpected_response", peer)
             return self._handleResponse(sa, data, header, peer, path)
 
         if header.exchangeType == ExchangeType.IKE_SA_INIT:
-            if not header.isInitiator or header.spiR != ZERO_SPI or header.messageId != 0:
+            if not fromInitiator or header.spiR != ZERO_SPI or header.messageId != 0:
                 return self._drop("bad_ike_sa_init_header", peer)
             return self.receiveInitRequest(data, header, peer, path)
 
         sa = self.sas.get(ourSpi)
-        if sa is None or sa.isInitiator == header.isInitiator or sa.remoteSpi != (
-            header.spiI if header.isInitiator else header.spiR
+        if sa is None or sa.isInitiator == fromInitiator or sa.remoteSpi != (
+            header.spiI if fromInitiator else header.spiR
         ):
             self._drop("unknown_spi", peer)
             return self._answerInvalidIkeSpi(header, peer, path)

@@ -76,13 +76,16 @@ class ResponderExchanges:
     def prepareResponder(self) -> None:
         """
         Do once per endpoint what every handshake would otherwise repeat: our IDr payload and
-        the bytes of it that our AUTH covers, and the memory of choices among offered proposals.
+        the bytes of it that our AUTH covers, the memory of choices among offered proposals, and
+        each pool's DNS attributes.
         """
         identity = self.settings.identity
         self._idr = IDrPayload(identity.idType, identity.data)
         self._idrBody = self._idr.bodyBytes()
         self._ikeSelector = ProposalSelector(self.settings.ikeProposals)
         self._espSelector = ProposalSelector(self.settings.espProposals)
+        #: Each pool's DNS servers as CP attributes (see _dnsAttributes).
+        self._poolDns: dict = {}
 
     # -- IKE_SA_INIT ------------------------------------------------------------------------
 
@@ -281,7 +284,9 @@ class ResponderExchanges:
         sa.initRequest = sa.initResponse = b""
         self.counters.increment("ike_sa_established")
         self.log.info(
-            "IKE SA with {peer} ({identity}) established, PAD entry {entry}, virtual IP {vip}",
+            # Few substitutions: the text observer formats each one in pure Python, and this
+            # line is written for every IKE SA. The event still carries every field.
+            "IKE SA with {peer} ({identity}) established",
             event="ike_sa_established",
             entry=entry.name,
             vip=", ".join(str(a) for _, a in sa.virtualIps) or None,
@@ -316,14 +321,26 @@ class ResponderExchanges:
             attributes.append(
                 ConfigAttribute(ConfigAttributeType.INTERNAL_IP6_ADDRESS, address.packed + b"\x80")
             )
-        for server in pool.dns:
-            kind = (
-                ConfigAttributeType.INTERNAL_IP4_DNS
-                if server.version == 4
-                else ConfigAttributeType.INTERNAL_IP6_DNS
-            )
-            attributes.append(ConfigAttribute(kind, server.packed))
+        attributes.extend(self._dnsAttributes(pool))
         return CPPayload(CfgType.CFG_REPLY, tuple(attributes))
+
+    def _dnsAttributes(self, pool) -> tuple[ConfigAttribute, ...]:
+        """
+        The pool's DNS servers as configuration attributes; the same for every lease, so built
+        once per pool.
+        """
+        attributes = self._poolDns.get(pool)
+        if attributes is None:
+            attributes = self._poolDns[pool] = tuple(
+                ConfigAttribute(
+                    ConfigAttributeType.INTERNAL_IP4_DNS
+                    if server.version == 4
+                    else ConfigAttributeType.INTERNAL_IP6_DNS,
+                    server.packed,
+                )
+                for server in pool.dns
+            )
+        return attributes
 
     def _allowedRemote(self, sa: IKESA, entry) -> list:
         """

@@ -112,9 +112,15 @@ class DrainingPort(udp.Port):
     batch = 256
 
     def doRead(self):
+        protocol = self.protocol
         recvfrom = self.socket.recvfrom
-        deliver = self.protocol.datagramReceived
+        deliver = protocol.datagramReceived
         size = self.maxPacketSize
+        # On an IPv4 NAT-T port, ESP (neither marker-framed IKE nor a one-byte keepalive) goes
+        # straight to the datapath with the address as received, which is already the (host,
+        # port) pair datagramReceived would build; everything else takes the full sorting.
+        esp = protocol.esp if protocol.isNattPort and self.addressFamily == socket.AF_INET else None
+        path = protocol.plainPath
         for _ in range(self.batch):
             try:
                 data, addr = recvfrom(size)
@@ -123,10 +129,13 @@ class DrainingPort(udp.Port):
                     return
                 raise
             try:
-                deliver(data, addr)
-            except Exception:
-                self.protocol.counters.increment("internal_error")
-                self.protocol.log.failure("Error handling a datagram from {peer}", peer=addr[0])
+                if esp is not None and len(data) > 4 and data[:4] != NON_ESP_MARKER:
+                    esp(data, addr, path)
+                else:
+                    deliver(data, addr)
+            except Exception:  # noqa: BLE001 - a bug here must not stop the reactor
+                protocol.counters.increment("internal_error")
+                protocol.log.failure("Error handling a datagram from {peer}", peer=addr[0])
 
 
 class UDPListener(Service):

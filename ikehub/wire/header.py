@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from ikehub.wire._frozen import trustedBuilder
 from ikehub.wire.constants import (
     IKE_HEADER_LENGTH,
     IKE_MAJOR_VERSION,
@@ -100,7 +101,8 @@ class IKEHeader:
         if major < IKE_MAJOR_VERSION:
             # IKEv1 or garbage: an IKEv2 notify would mean nothing to the sender.
             raise ParseError(f"IKE major version {major} is not IKEv2", notifyType=None)
-        header = cls(
+        build = _buildHeader if cls is IKEHeader else cls
+        header = build(
             spiI,
             spiR,
             nextPayload,
@@ -114,3 +116,9 @@ class IKEHeader:
         if major > IKE_MAJOR_VERSION:
             raise InvalidMajorVersion(major, header)
         return header
+
+
+# Every datagram's header is decoded, so fromBytes builds it without __init__ (see
+# ikehub.wire._frozen): the struct format already guarantees what __post_init__ checks (8-byte
+# SPIs, 4-bit versions, 32-bit integers).
+_buildHeader = trustedBuilder(IKEHeader)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from ikehub.wire._frozen import trustedBuilder
 from ikehub.wire.constants import (
     GENERIC_PAYLOAD_HEADER_LENGTH,
     IKE_HEADER_LENGTH,
@@ -173,7 +174,10 @@ class Message:
             raise BadLengthError(
                 f"IKE header length {header.length} but the datagram has {len(data)} bytes"
             )
-        return cls(header, _decodeChain(header.nextPayload, data, IKE_HEADER_LENGTH))
+        # Built without __init__ (see ikehub.wire._frozen), whose __post_init__ only makes the
+        # payloads a tuple, which the chain decoder returns already.
+        build = _buildMessage if cls is Message else cls
+        return build(header, _decodeChain(header.nextPayload, data, IKE_HEADER_LENGTH))
 
     def get(self, cls: type[P]) -> P | None:
         """The first payload that is an instance of C{cls}, or C{None}."""
@@ -200,3 +204,6 @@ class Message:
         if self.payloads and isinstance(self.payloads[-1], (SKPayload, SKFPayload)):
             return self.payloads[-1]
         return None
+
+
+_buildMessage = trustedBuilder(Message)

@@ -19,9 +19,11 @@ from ikehub.wire.constants import (
     TransformAttributeType,
     TSType,
 )
+from ikehub.wire._frozen import trustedBuilder
 from ikehub.wire.errors import BadLengthError, ParseError, TruncatedError
 
 _TRANSFORM = struct.Struct("!BxHBxH")  # last, length, type, id
+_TRANSFORM_WITH_KEY_LENGTH = struct.Struct("!BxHBxHHH")  # ... and the Key Length attribute (TV)
 _PROPOSAL = struct.Struct("!BxHBBBB")  # last, length, number, protocol, SPI size, count
 _ATTRIBUTE = struct.Struct("!HH")  # AF bit + type, value (TV) or length (TLV)
 _TYPE_AND_RESERVED = struct.Struct("!B3x")  # ID, AUTH, TS, CP bodies
@@ -193,9 +195,26 @@ class Proposal:
         count = len(self.transforms)
         if count > 255:
             raise ValueError("a proposal holds at most 255 transforms")
-        body = b"".join(
-            t.toBytes(i == count - 1) for i, t in enumerate(self.transforms)
-        )
+        # Transform.toBytes inline: every IKE_SA_INIT and IKE_AUTH answer encodes a proposal.
+        parts = []
+        final = count - 1
+        for index, t in enumerate(self.transforms):
+            marker = _LAST if index == final else _MORE_TRANSFORMS
+            if t.keyLength is None:
+                length = _TRANSFORM_HEADER_LENGTH
+                parts.append(_TRANSFORM.pack(marker, length, t.transformType, t.transformId))
+            else:
+                parts.append(
+                    _TRANSFORM_WITH_KEY_LENGTH.pack(
+                        marker,
+                        _TRANSFORM_HEADER_LENGTH + 4,
+                        t.transformType,
+                        t.transformId,
+                        _KEY_LENGTH_TV,
+                        t.keyLength,
+                    )
+                )
+        body = b"".join(parts)
         length = _PROPOSAL_HEADER_LENGTH + len(self.spi) + len(body)
         if length > 0xFFFF:
             raise ValueError("proposal longer than 65535 bytes")
@@ -237,12 +256,20 @@ class SAPayload(Payload):
     proposals: tuple[Proposal, ...]
 
     def bodyBytes(self) -> bytes:
-        last = len(self.proposals) - 1
-        return b"".join(p.toBytes(i == last) for i, p in enumerate(self.proposals))
+        proposals = self.proposals
+        if len(proposals) == 1:
+            # An answer: exactly one proposal.
+            return proposals[0].toBytes(True)
+        last = len(proposals) - 1
+        return b"".join(p.toBytes(i == last) for i, p in enumerate(proposals))
 
     @classmethod
     def fromBody(cls, body: bytes) -> SAPayload:
         body = bytes(body)
+        if cls is SAPayload:
+            known = _offersCache.get(body)
+            if known is not None:
+                return known
         end = len(body)
         if end == 0:
             raise ParseError("SA payload without proposals")
@@ -262,7 +289,7 @@ class SAPayload(Payload):
                     f"proposal length {length} too short for its {spiSize}-byte SPI"
                 )
             proposals.append(
-                Proposal(
+                _buildProposal(
                     number,
                     protocolId,
                     body[spiEnd - spiSize : spiEnd],
@@ -276,7 +303,21 @@ class SAPayload(Payload):
                 raise ParseError(f"bad proposal last-substructure marker {marker}")
         if offset != end:
             raise BadLengthError("bytes after the last proposal of the SA payload")
-        return cls(tuple(proposals))
+        payload = _build(cls)(tuple(proposals))
+        if cls is SAPayload and end <= _OFFERS_CACHE_KEY_LENGTH and not any(p.spi for p in proposals):
+            if len(_offersCache) >= _OFFERS_CACHE_SIZE:
+                _offersCache.clear()
+            _offersCache[body] = payload
+        return payload
+
+
+#: Decoded SA payloads without SPIs (IKE_SA_INIT's) by their bytes: every client of one
+#: implementation and configuration sends the same one. Those with SPIs (IKE_AUTH's, a rekey's)
+#: are new every time and not kept. As with the transforms cache, only successes are stored and
+#: the limits bound what hostile input can store.
+_offersCache: dict[bytes, SAPayload] = {}
+_OFFERS_CACHE_SIZE = 64
+_OFFERS_CACHE_KEY_LENGTH = 4096
 
 
 # -- simple payloads ---------------------------------------------------------------------
@@ -296,7 +337,7 @@ class KEPayload(Payload):
     def fromBody(cls, body: bytes) -> KEPayload:
         body = bytes(body)
         _needs(body, 4, "KE payload")
-        return cls(_KE.unpack_from(body)[0], body[4:])
+        return _build(cls)(_KE.unpack_from(body)[0], body[4:])
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +364,7 @@ class IDPayload(Payload):
     def fromBody(cls, body: bytes) -> IDPayload:
         body = bytes(body)
         _needs(body, 4, "ID payload")
-        return cls(body[0], body[4:], body[1:4])
+        return _build(cls)(body[0], body[4:], body[1:4])
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,7 +391,7 @@ class CertPayload(Payload):
     def fromBody(cls, body: bytes) -> CertPayload:
         body = bytes(body)
         _needs(body, 1, "CERT payload")
-        return cls(body[0], body[1:])
+        return _build(cls)(body[0], body[1:])
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,7 +408,7 @@ class CertReqPayload(Payload):
     def fromBody(cls, body: bytes) -> CertReqPayload:
         body = bytes(body)
         _needs(body, 1, "CERTREQ payload")
-        return cls(body[0], body[1:])
+        return _build(cls)(body[0], body[1:])
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,7 +425,7 @@ class AuthPayload(Payload):
     def fromBody(cls, body: bytes) -> AuthPayload:
         body = bytes(body)
         _needs(body, 4, "AUTH payload")
-        return cls(body[0], body[4:])
+        return _build(cls)(body[0], body[4:])
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,7 +441,7 @@ class NoncePayload(Payload):
 
     @classmethod
     def fromBody(cls, body: bytes) -> NoncePayload:
-        return cls(bytes(body))
+        return _build(cls)(bytes(body))
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,7 +467,7 @@ class NotifyPayload(Payload):
         protocolId, spiSize, notifyType = _NOTIFY.unpack_from(body)
         if 4 + spiSize > len(body):
             raise BadLengthError(f"Notify SPI size {spiSize} exceeds the payload")
-        return cls(protocolId, notifyType, body[4 : 4 + spiSize], body[4 + spiSize :])
+        return _build(cls)(protocolId, notifyType, body[4 : 4 + spiSize], body[4 + spiSize :])
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,12 +513,12 @@ class DeletePayload(Payload):
         if expected == 0:
             if count or len(body) != 4:
                 raise BadLengthError("Delete of the IKE SA carries SPIs")
-            return cls(protocolId, ())
+            return _build(cls)(protocolId, ())
         if count * spiSize != len(body) - 4:
             raise BadLengthError(
                 f"Delete payload declares {count} SPIs but holds {len(body) - 4} bytes"
             )
-        return cls(
+        return _build(cls)(
             protocolId,
             tuple(body[i : i + spiSize] for i in range(4, len(body), spiSize)),
         )
@@ -494,7 +535,7 @@ class VendorIDPayload(Payload):
 
     @classmethod
     def fromBody(cls, body: bytes) -> VendorIDPayload:
-        return cls(bytes(body))
+        return _build(cls)(bytes(body))
 
 
 # -- traffic selectors (RFC 7296 section 3.13) -------------------------------------------
@@ -663,7 +704,7 @@ class TSPayload(Payload):
                 raise BadLengthError("traffic selector extends past the TS payload")
             middle = offset + 8 + addressLength
             selectors.append(
-                TrafficSelector(
+                _buildSelector(
                     tsType,
                     ipProtocol,
                     startPort,
@@ -677,7 +718,7 @@ class TSPayload(Payload):
             raise BadLengthError(
                 f"TS payload declares {count} selectors but has bytes left over"
             )
-        return cls(tuple(selectors))
+        return _build(cls)(tuple(selectors))
 
 
 @dataclass(frozen=True, slots=True)
@@ -713,7 +754,7 @@ class SKPayload(Payload):
 
     @classmethod
     def fromBody(cls, body: bytes, firstPayload: int = 0) -> SKPayload:
-        return cls(firstPayload, bytes(body))
+        return _build(cls)(firstPayload, bytes(body))
 
 
 @dataclass(frozen=True, slots=True)
@@ -740,7 +781,7 @@ class SKFPayload(Payload):
         number, total = _FRAGMENT.unpack_from(body)
         if number == 0 or total == 0 or number > total:
             raise ParseError(f"SKF fragment {number} of {total} is impossible")
-        return cls(firstPayload, number, total, body[4:])
+        return _build(cls)(firstPayload, number, total, body[4:])
 
 
 # -- configuration and EAP ---------------------------------------------------------------
@@ -793,10 +834,10 @@ class CPPayload(Payload):
                 )
             # The top bit is reserved and ignored on receipt.
             attributes.append(
-                ConfigAttribute(attrType & 0x7FFF, body[offset : offset + length])
+                _buildAttribute(attrType & 0x7FFF, body[offset : offset + length])
             )
             offset += length
-        return cls(body[0], tuple(attributes))
+        return _build(cls)(body[0], tuple(attributes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -828,7 +869,7 @@ class EAPPayload(Payload):
             raise BadLengthError(
                 f"EAP length field {length} does not match the {len(body)}-byte payload"
             )
-        return cls(body)
+        return _build(cls)(body)
 
 
 #: Payload type -> class, for every payload this codec understands.
@@ -854,3 +895,24 @@ PAYLOAD_CLASSES: dict[int, type[Payload]] = {
         SKFPayload,
     )
 }
+
+
+# The decoders build what they decode without __init__ (see ikehub.wire._frozen): each value
+# has been bounded by the decoder itself, which makes the __post_init__ checks redundant.
+_BUILDERS = {
+    cls: trustedBuilder(cls)
+    for cls in (
+        *PAYLOAD_CLASSES.values(),
+        Proposal,
+        TrafficSelector,
+        ConfigAttribute,
+    )
+}
+_buildProposal = _BUILDERS[Proposal]
+_buildSelector = _BUILDERS[TrafficSelector]
+_buildAttribute = _BUILDERS[ConfigAttribute]
+
+
+def _build(cls):
+    """The trusted builder of payload class C{cls}, or C{cls} itself for a subclass of ours."""
+    return _BUILDERS.get(cls, cls)
