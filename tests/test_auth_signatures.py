@@ -11,6 +11,7 @@ directly. Then every malformed or hostile input ends in SignatureError and nothi
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 from pathlib import Path
 
@@ -92,7 +93,11 @@ ROUND_TRIPS = [
     (P384_KEY, AuthMethod.ECDSA_SHA384_P384, None, False),
     (P521_KEY, AuthMethod.ECDSA_SHA512_P521, None, False),
     *[(RSA_KEY, DIGITAL, h, pss) for h in (SHA256, SHA384, SHA512) for pss in (False, True)],
-    *[(k, DIGITAL, h, False) for k in (P256_KEY, P384_KEY, P521_KEY) for h in (SHA256, SHA384, SHA512)],
+    *[
+        (k, DIGITAL, h, False)
+        for k in (P256_KEY, P384_KEY, P521_KEY)
+        for h in (SHA256, SHA384, SHA512)
+    ],
     (ED25519_KEY, DIGITAL, IDENTITY, False),
     (ED448_KEY, DIGITAL, IDENTITY, False),
 ]
@@ -158,27 +163,43 @@ NIST_ECDSA = [
         AuthMethod.ECDSA_SHA384_P384,
         ec.SECP384R1(),
         b"Example of ECDSA with P-384",
-        "3BF701BC9E9D36B4D5F1455343F09126F2564390F2B487365071243C61E6471F"
-        "B9D2AB74657B82F9086489D9EF0F5CB5",
-        "D1A358EAFBF952E68D533855CCBDAA6FF75B137A5101443199325583552A6295"
-        "FFE5382D00CFCDA30344A9B5B68DB855",
-        "30EA514FC0D38D8208756F068113C7CADA9F66A3B40EA3B313D040D9B57DD41A"
-        "332795D02CC7D507FCEF9FAF01A27088",
-        "CC808E504BE414F46C9027BCBF78ADF067A43922D6FCAA66C4476875FBB7B94E"
-        "FD1F7D5DBE620BFB821C46D549683AD8",
+        (
+            "3BF701BC9E9D36B4D5F1455343F09126F2564390F2B487365071243C61E6471F"
+            "B9D2AB74657B82F9086489D9EF0F5CB5"
+        ),
+        (
+            "D1A358EAFBF952E68D533855CCBDAA6FF75B137A5101443199325583552A6295"
+            "FFE5382D00CFCDA30344A9B5B68DB855"
+        ),
+        (
+            "30EA514FC0D38D8208756F068113C7CADA9F66A3B40EA3B313D040D9B57DD41A"
+            "332795D02CC7D507FCEF9FAF01A27088"
+        ),
+        (
+            "CC808E504BE414F46C9027BCBF78ADF067A43922D6FCAA66C4476875FBB7B94E"
+            "FD1F7D5DBE620BFB821C46D549683AD8"
+        ),
     ),
     (
         AuthMethod.ECDSA_SHA512_P521,
         ec.SECP521R1(),
         b"Example of ECDSA with P-521",
-        "0098E91EEF9A68452822309C52FAB453F5F117C1DA8ED796B255E9AB8F6410CCA16E59DF403A6BD"
-        "C6CA467A37056B1E54B3005D8AC030DECFEB68DF18B171885D5C4",
-        "0164350C321AECFC1CCA1BA4364C9B15656150B4B78D6A48D7D28E7F31985EF17BE8554376B7290"
-        "0712C4B83AD668327231526E313F5F092999A4632FD50D946BC2E",
-        "0140C8EDCA57108CE3F7E7A240DDD3AD74D81E2DE62451FC1D558FDC79269ADACD1C2526EEEEF32"
-        "F8C0432A9D56E2B4A8A732891C37C9B96641A9254CCFE5DC3E2BA",
-        "00D72F15229D0096376DA6651D9985BFD7C07F8D49583B545DB3EAB20E0A2C1E8615BD9E298455B"
-        "DEB6B61378E77AF1C54EEE2CE37B2C61F5C9A8232951CB988B5B1",
+        (
+            "0098E91EEF9A68452822309C52FAB453F5F117C1DA8ED796B255E9AB8F6410CCA16E59DF403A6BD"
+            "C6CA467A37056B1E54B3005D8AC030DECFEB68DF18B171885D5C4"
+        ),
+        (
+            "0164350C321AECFC1CCA1BA4364C9B15656150B4B78D6A48D7D28E7F31985EF17BE8554376B7290"
+            "0712C4B83AD668327231526E313F5F092999A4632FD50D946BC2E"
+        ),
+        (
+            "0140C8EDCA57108CE3F7E7A240DDD3AD74D81E2DE62451FC1D558FDC79269ADACD1C2526EEEEF32"
+            "F8C0432A9D56E2B4A8A732891C37C9B96641A9254CCFE5DC3E2BA"
+        ),
+        (
+            "00D72F15229D0096376DA6651D9985BFD7C07F8D49583B545DB3EAB20E0A2C1E8615BD9E298455B"
+            "DEB6B61378E77AF1C54EEE2CE37B2C61F5C9A8232951CB988B5B1"
+        ),
     ),
 ]
 
@@ -236,8 +257,6 @@ def _signatureAlgorithmField(cert: x509.Certificate) -> bytes:
 
 def _selfSigned(key, digest, rsaPadding=None) -> x509.Certificate:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alg")])
-    import datetime
-
     now = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
     builder = (
         x509.CertificateBuilder()
@@ -444,8 +463,14 @@ def test_handBuiltPkcs1BlockIsAcceptedWhenWellFormed():
         # block type 2 (encryption padding) instead of 1
         lambda d: b"\x00\x02" + _emsa(RSA_KEY, DIGESTINFO_SHA1 + d)[2:],
     ],
-    ids=["trailing-garbage", "wrong-digestinfo", "digestinfo-no-null", "no-digestinfo",
-         "short-padding", "block-type-2"],
+    ids=[
+        "trailing-garbage",
+        "wrong-digestinfo",
+        "digestinfo-no-null",
+        "no-digestinfo",
+        "short-padding",
+        "block-type-2",
+    ],
 )
 def test_malformedPkcs1BlocksAreRefused(build):
     """cryptography (OpenSSL) compares the whole encoded block, so every PKCS#1 v1.5 defect
@@ -500,7 +525,9 @@ def test_pkcs1SignatureWithAnotherHashThanDeclaredIsRefused():
     """A PKCS#1 signature over SHA-512 presented as sha256WithRSAEncryption does not verify."""
     signature = RSA_KEY.sign(OCTETS, padding.PKCS1v15(), hashes.SHA512())
     with pytest.raises(SignatureError):
-        verifyAuth(RSA_KEY.public_key(), DIGITAL, authData(RFC7427_SHA256_WITH_RSA, signature), OCTETS)
+        verifyAuth(
+            RSA_KEY.public_key(), DIGITAL, authData(RFC7427_SHA256_WITH_RSA, signature), OCTETS
+        )
 
 
 def test_shortRsaKeyIsRefused():
@@ -558,8 +585,11 @@ def test_ecdsaValuesOutOfRangeAreRefused(vector, which):
         else:
             s += n
         digest = {32: SHA256, 48: SHA384, 66: SHA512}[width]
-        identifier = {SHA256: RFC7427_ECDSA_SHA256, SHA384: RFC7427_ECDSA_SHA384,
-                      SHA512: RFC7427_ECDSA_SHA512}[digest]
+        identifier = {
+            SHA256: RFC7427_ECDSA_SHA256,
+            SHA384: RFC7427_ECDSA_SHA384,
+            SHA512: RFC7427_ECDSA_SHA512,
+        }[digest]
         with pytest.raises(SignatureError):
             verifyAuth(key, DIGITAL, authData(identifier, encode_dss_signature(r, s)), message)
         return
@@ -619,9 +649,7 @@ def test_rfc4754KeyMustBeOnTheMethodsCurve(key, method):
     """Methods 9 to 11 fix the curve: a signature made with a key on another curve (or an
     RSA key) is refused whatever the data."""
     width = {9: 32, 10: 48, 11: 66}[int(method)]
-    r, s = decode_dss_signature(
-        P256_KEY.sign(OCTETS, ec.ECDSA(hashes.SHA256()))
-    )
+    r, s = decode_dss_signature(P256_KEY.sign(OCTETS, ec.ECDSA(hashes.SHA256())))
     data = r.to_bytes(width, "big") + s.to_bytes(width, "big")
     with pytest.raises(SignatureError):
         verifyAuth(key.public_key(), method, data, OCTETS)
@@ -640,7 +668,14 @@ def test_rfc4754KeyMustBeOnTheMethodsCurve(key, method):
         bytes([255]) + RFC7427_ECDSA_SHA256 + b"\x01" * 30,
         bytes([len(RFC7427_ECDSA_SHA256)]) + RFC7427_ECDSA_SHA256,
     ],
-    ids=["empty", "zero-length", "zero-length-then-data", "one-beyond", "far-beyond", "no-signature"],
+    ids=[
+        "empty",
+        "zero-length",
+        "zero-length-then-data",
+        "one-beyond",
+        "far-beyond",
+        "no-signature",
+    ],
 )
 def test_malformedDigitalSignatureFramingIsRefused(data):
     """An empty payload, a zero or overlong AlgorithmIdentifier length, or no signature
@@ -682,9 +717,7 @@ def test_unknownAlgorithmIdentifierIsRefused(identifier):
 def test_keyTypeMustMatchTheAlgorithmIdentifier(signer, identifier, verifierKey):
     """The identifier's family must be the key's: an ECDSA identifier with an RSA key (and
     every other mismatch) is refused."""
-    _, signature = splitAuthData(
-        signAuth(signer, DIGITAL, OCTETS, chooseHash([2, 5], signer))
-    )
+    _, signature = splitAuthData(signAuth(signer, DIGITAL, OCTETS, chooseHash([2, 5], signer)))
     with pytest.raises(SignatureError):
         verifyAuth(verifierKey.public_key(), DIGITAL, authData(identifier, signature), OCTETS)
 

@@ -214,9 +214,7 @@ def _subject(cert: x509.Certificate) -> str:
 # -- private keys -----------------------------------------------------------------------------
 
 
-def loadPrivateKey(
-    path: str | os.PathLike[str], password: str | bytes | None = None
-) -> PrivateKey:
+def loadPrivateKey(path: str | os.PathLike[str], password: str | bytes | None = None) -> PrivateKey:
     """
     The hub's private key: PEM or DER, PKCS#8 (encrypted or not), PKCS#1 RSA or SEC1 EC.
 
