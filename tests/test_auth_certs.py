@@ -165,15 +165,16 @@ GATEWAY = issue(
     eku=[ExtendedKeyUsageOID.SERVER_AUTH, IPSEC_IKE],
 )
 CLIENT_KEY = rsa.generate_private_key(65537, 3072)
-CLIENT = issue(dn("alice"), CLIENT_KEY, EC_ROOT_NAME, EC_ROOT_KEY,
-               eku=[ExtendedKeyUsageOID.CLIENT_AUTH])
+CLIENT = issue(
+    dn("alice"), CLIENT_KEY, EC_ROOT_NAME, EC_ROOT_KEY, eku=[ExtendedKeyUsageOID.CLIENT_AUTH]
+)
 
 STORE = TrustStore([RSA_ROOT, EC_ROOT])
 
 
 def gateway(**changes) -> x509.Certificate:
     """The gateway certificate with some issuing parameters changed."""
-    arguments = dict(san=GATEWAY_SANS, eku=[ExtendedKeyUsageOID.SERVER_AUTH, IPSEC_IKE])
+    arguments = {"san": GATEWAY_SANS, "eku": [ExtendedKeyUsageOID.SERVER_AUTH, IPSEC_IKE]}
     arguments.update(changes)
     return issue(GATEWAY_NAME, GATEWAY_KEY, INTER_NAME, INTER_KEY, **arguments)
 
@@ -359,22 +360,27 @@ def test_notYetValidEndEntity():
 
 def test_expiredIntermediate():
     """An expired intermediate makes the chain expired."""
-    inter = issue(INTER_NAME, INTER_KEY, RSA_ROOT_NAME, RSA_ROOT_KEY, ca=True,
-                  notAfter=NOW - DAY)
+    inter = issue(INTER_NAME, INTER_KEY, RSA_ROOT_NAME, RSA_ROOT_KEY, ca=True, notAfter=NOW - DAY)
     assert refused(STORE, GATEWAY, [inter]).reason == REASON_EXPIRED
 
 
 def test_notYetValidIntermediate():
     """An intermediate valid only from tomorrow makes the chain not yet valid."""
-    inter = issue(INTER_NAME, INTER_KEY, RSA_ROOT_NAME, RSA_ROOT_KEY, ca=True,
-                  notBefore=NOW + DAY)
+    inter = issue(INTER_NAME, INTER_KEY, RSA_ROOT_NAME, RSA_ROOT_KEY, ca=True, notBefore=NOW + DAY)
     assert refused(STORE, GATEWAY, [inter]).reason == REASON_NOT_YET_VALID
 
 
 def test_expiredTrustAnchor():
     """A trusted root past its notAfter no longer validates anything."""
-    root = issue(EC_ROOT_NAME, EC_ROOT_KEY, EC_ROOT_NAME, EC_ROOT_KEY, ca=True,
-                 notBefore=NOW - 400 * DAY, notAfter=NOW - DAY)
+    root = issue(
+        EC_ROOT_NAME,
+        EC_ROOT_KEY,
+        EC_ROOT_NAME,
+        EC_ROOT_KEY,
+        ca=True,
+        notBefore=NOW - 400 * DAY,
+        notAfter=NOW - DAY,
+    )
     assert refused(TrustStore([root]), CLIENT, []).reason == REASON_EXPIRED
 
 
@@ -398,8 +404,14 @@ def test_keyUsageWithoutDigitalSignature():
 
 def test_intermediateWithForeignEkuIsWrongKeyUsage():
     """An intermediate whose EKU allows only e-mail protection cannot vouch for IKE."""
-    inter = issue(INTER_NAME, INTER_KEY, RSA_ROOT_NAME, RSA_ROOT_KEY, ca=True,
-                  eku=[ExtendedKeyUsageOID.EMAIL_PROTECTION])
+    inter = issue(
+        INTER_NAME,
+        INTER_KEY,
+        RSA_ROOT_NAME,
+        RSA_ROOT_KEY,
+        ca=True,
+        eku=[ExtendedKeyUsageOID.EMAIL_PROTECTION],
+    )
     assert refused(STORE, GATEWAY, [inter]).reason == REASON_WRONG_KEY_USAGE
 
 
@@ -499,8 +511,7 @@ def test_crlOutsideItsValidityIsIgnored(lastUpdate, nextUpdate):
 def test_crlFromIssuerWithoutCrlSignIsIgnored():
     """A CRL is only believed from an issuer whose keyUsage allows cRLSign."""
     noCrlSign = x509.KeyUsage(True, False, False, False, False, True, False, False, False)
-    inter = issue(INTER_NAME, INTER_KEY, RSA_ROOT_NAME, RSA_ROOT_KEY, ca=True,
-                  keyUsage=noCrlSign)
+    inter = issue(INTER_NAME, INTER_KEY, RSA_ROOT_NAME, RSA_ROOT_KEY, ca=True, keyUsage=noCrlSign)
     cert = gateway(serial=7171)
     store = TrustStore([RSA_ROOT], [crlOf(INTER_NAME, INTER_KEY, [7171])])
     validatePeerCertificate(store, cert, [inter], NOW)
@@ -563,8 +574,13 @@ def test_strongSwanGatewayIdentities():
     """Each subjectAltName `pki --san` wrote, and its DN as strongSwan writes it, is bound
     to the gateway certificate; a neighbouring name is not."""
     cert = _pkiCert("gateway")
-    for text in ["vpn.example.org", "192.0.2.1", "2001:db8::1", "admin@example.org",
-                 "C=CH, O=ikehub test, CN=vpn.example.org"]:
+    for text in [
+        "vpn.example.org",
+        "192.0.2.1",
+        "2001:db8::1",
+        "admin@example.org",
+        "C=CH, O=ikehub test, CN=vpn.example.org",
+    ]:
         identity = Identity.fromString(text)
         assert identityMatches(cert, identity.idType, identity.data), text
     other = Identity.fromString("vpn2.example.org")
@@ -678,6 +694,7 @@ def test_dnInSubjectAltNameDirectoryNameMatches():
 
 def test_emptySubjectMatchesNoDn():
     """A certificate with an empty subject does not bind the empty DN."""
-    cert = issue(x509.Name([]), GATEWAY_KEY, INTER_NAME, INTER_KEY,
-                 san=[x509.DNSName("x.example.org")])
+    cert = issue(
+        x509.Name([]), GATEWAY_KEY, INTER_NAME, INTER_KEY, san=[x509.DNSName("x.example.org")]
+    )
     assert not identityMatches(cert, IDType.ID_DER_ASN1_DN, x509.Name([]).public_bytes())

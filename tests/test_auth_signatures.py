@@ -611,8 +611,25 @@ def test_rawEcdsaOfTheWrongLengthIsRefused(length):
     refused before any arithmetic."""
     data = signAuth(P256_KEY, AuthMethod.ECDSA_SHA256_P256, OCTETS, None)
     wrong = (data * 3)[:length]
-    with pytest.raises(SignatureError):
+    with pytest.raises(SignatureError, match="must be 64 octets"):
         verifyAuth(P256_KEY.public_key(), AuthMethod.ECDSA_SHA256_P256, wrong, OCTETS)
+
+
+def test_keyOnAnotherCurveOfTheSameSizeIsRefused():
+    """Method 9 means P-256: a secp256k1 key's perfectly valid SHA-256 signature, which has
+    the same 32-octet r and s, is still refused."""
+    k1 = ec.generate_private_key(ec.SECP256K1())
+    r, s = decode_dss_signature(k1.sign(OCTETS, ec.ECDSA(hashes.SHA256())))
+    data = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    with pytest.raises(SignatureError, match="SECP256R1|secp256r1"):
+        verifyAuth(k1.public_key(), AuthMethod.ECDSA_SHA256_P256, data, OCTETS)
+    with pytest.raises(SignatureError):
+        verifyAuth(
+            k1.public_key(),
+            DIGITAL,
+            authData(RFC7427_ECDSA_SHA256, encode_dss_signature(r, s)),
+            OCTETS,
+        )
 
 
 def test_derSignatureWhereRawIsExpectedIsRefused():
@@ -794,7 +811,7 @@ def test_eddsaSignatureOfTheWrongLengthIsRefused(key, length):
     """An Ed25519 signature of 63 octets (or an Ed448 one not of 114) is refused."""
     identifier, signature = splitAuthData(signAuth(key, DIGITAL, OCTETS, IDENTITY))
     wrong = (signature * 2)[:length]
-    with pytest.raises(SignatureError):
+    with pytest.raises(SignatureError, match="signature must be"):
         verifyAuth(key.public_key(), DIGITAL, authData(identifier, wrong), OCTETS)
 
 

@@ -125,7 +125,8 @@ class TrustStore:
     The CAs the hub trusts for peer certificates and the CRLs it holds for them.
 
     Immutable once built: the C{cryptography} store, the CERTREQ hashes and the CRLs by
-    issuer are computed here once, not per handshake.
+    issuer are computed here once, not per handshake. The only thing that changes later is
+    a memo of CRL signature checks, so each CRL is verified once per issuer.
     """
 
     __slots__ = ("_byKeyHash", "_crlVerdicts", "_crlsByIssuer", "_store", "cas", "crls")

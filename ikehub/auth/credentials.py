@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 __all__ = [
     "CA_FILE_SUFFIXES",
+    "CRL_FILE_SUFFIXES",
     "CredentialError",
     "loadCAs",
     "loadCRLs",
@@ -31,8 +32,10 @@ __all__ = [
     "loadPrivateKey",
 ]
 
-#: Files of a CA or CRL directory that are read; anything else there is ignored.
-CA_FILE_SUFFIXES = frozenset({".pem", ".crt", ".cer", ".der", ".crl"})
+#: The files of a CA directory that are read; anything else there is ignored.
+CA_FILE_SUFFIXES = frozenset({".pem", ".crt", ".cer", ".der"})
+#: The files of a CRL directory that are read.
+CRL_FILE_SUFFIXES = frozenset({".pem", ".crl", ".der"})
 
 _PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 _PEM_CRL = re.compile(rb"-----BEGIN X509 CRL-----.+?-----END X509 CRL-----", re.DOTALL)
@@ -56,13 +59,14 @@ class CredentialError(Exception):
     """
     A credential file that cannot be used; the message names the file and the problem.
 
-    @ivar path: the file (or directory) at fault.
+    @ivar path: the file (or directory) at fault, or C{None} when no file was given.
+    @ivar problem: what is wrong, without the path.
     """
 
-    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
-        super().__init__(f"{os.fspath(path)}: {problem}")
-        self.path = os.fspath(path)
+    def __init__(self, path: str | os.PathLike[str] | None, problem: str) -> None:
+        self.path = None if path is None else os.fspath(path)
         self.problem = problem
+        super().__init__(problem if self.path is None else f"{self.path}: {problem}")
 
 
 def _read(path: str | os.PathLike[str]) -> bytes:
@@ -134,7 +138,7 @@ def loadCAs(
     @raise CredentialError: if a file is unusable or nothing was found.
     """
     cas: list[x509.Certificate] = []
-    for path in _expand(paths, "CA certificates"):
+    for path in _expand(paths, "CA certificates", CA_FILE_SUFFIXES):
         certs = _loadCertificates(path)
         for cert in certs:
             if not _isCA(cert):
@@ -151,12 +155,13 @@ def loadCRLs(
 ) -> list[x509.CertificateRevocationList]:
     """
     Certificate revocation lists from files (PEM with any number of CRLs, or one DER CRL)
-    or a directory (as L{loadCAs}). An empty list of paths gives an empty list.
+    or a directory (its C{.pem}, C{.crl} and C{.der} files, in name order). An empty list
+    of paths gives an empty list.
 
     @raise CredentialError: if a file is unusable.
     """
     crls: list[x509.CertificateRevocationList] = []
-    for path in _expand(paths, "CRLs", allowEmpty=True):
+    for path in _expand(paths, "CRLs", CRL_FILE_SUFFIXES, allowEmpty=True):
         data = _read(path)
         try:
             if _PEM_ANY in data:
@@ -174,6 +179,7 @@ def loadCRLs(
 def _expand(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     what: str,
+    suffixes: frozenset[str],
     allowEmpty: bool = False,
 ) -> list[Path]:
     if isinstance(paths, (str, os.PathLike)):
@@ -182,18 +188,22 @@ def _expand(
     for entry in paths:
         path = Path(entry)
         if path.is_dir():
-            found = sorted(
-                p for p in path.iterdir() if p.suffix.lower() in CA_FILE_SUFFIXES and p.is_file()
-            )
+            try:
+                found = sorted(
+                    p for p in path.iterdir() if p.suffix.lower() in suffixes and p.is_file()
+                )
+            except OSError as e:
+                raise CredentialError(path, f"cannot be listed ({e.strerror or e})") from None
             if not found:
+                endings = ", ".join(sorted(suffixes))
                 raise CredentialError(
-                    path, f"directory holds no {what} (files ending in .pem, .crt, .cer, .der)"
+                    path, f"directory holds no {what} (files ending in {endings})"
                 )
             files.extend(found)
         else:
             files.append(path)
     if not files and not allowEmpty:
-        raise CredentialError("", f"no {what} were given")
+        raise CredentialError(None, f"no {what} were given")
     return files
 
 
