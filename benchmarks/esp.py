@@ -51,7 +51,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 # benchmarks/ is on the path as this script's directory.
-from esp_codec import bestRate, suiteNamed
+from esp_codec import bestRate, suiteNamed  # noqa: E402
 
 SIZES = (64, 512, 1400)
 LAN_HOST = "203.0.113.10"
@@ -182,10 +182,16 @@ def runGenerator(args) -> None:
             return
         child = sa.children[0]
         state.update(sa=sa, child=child, vip=str(sa.virtualIps[0][1]))
-        state["encryptor"] = EspEncryptor(child.suite, child.outboundSpi, child.encrOut,
-                                          child.integOut)
-        reply(vip=state["vip"], hub=list(child.peer), spiIn=child.inboundSpi.hex(),
-              spiOut=child.outboundSpi.hex(), suite=child.suite.encr.name)
+        state["encryptor"] = EspEncryptor(
+            child.suite, child.outboundSpi, child.encrOut, child.integOut
+        )
+        reply(
+            vip=state["vip"],
+            hub=list(child.peer),
+            spiIn=child.inboundSpi.hex(),
+            spiOut=child.outboundSpi.hex(),
+            suite=child.suite.encr.name,
+        )
         reactor.callLater(0, nextCommand)
 
     def failed(failure) -> None:
@@ -290,8 +296,9 @@ def runLan(args) -> None:
         destination = (command["dest"], SINK_PORT)
         payload = bytes(command["size"] - _IPV4.size - _UDP.size)
         packets = [payload] * command["count"]
-        sent, elapsed = pacedSend(sender.sendto, destination, packets, command["rate"],
-                                  command["seconds"])
+        sent, elapsed = pacedSend(
+            sender.sendto, destination, packets, command["rate"], command["seconds"]
+        )
         reply(sent=sent, seconds=elapsed)
     sink.close()
 
@@ -310,8 +317,14 @@ class Helper:
         self.errorPath = errorPath
         env = dict(os.environ, PYTHONPATH=str(REPO))
         with open(errorPath, "wb") as errors:
-            self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=errors, env=env, start_new_session=True)
+            self.process = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                env=env,
+                start_new_session=True,
+            )
         self.pid = self.process.pid
         self._buffer = b""
 
@@ -401,8 +414,11 @@ def machineBusy() -> tuple[float, float]:
 
 def udpCounters(pid: int) -> dict[str, int]:
     """The Udp: line of /proc/net/snmp in the network namespace of process C{pid}."""
-    lines = [line.split() for line in Path(f"/proc/{pid}/net/snmp").read_text().splitlines()
-             if line.startswith("Udp:")]
+    lines = [
+        line.split()
+        for line in Path(f"/proc/{pid}/net/snmp").read_text().splitlines()
+        if line.startswith("Udp:")
+    ]
     return dict(zip(lines[0][1:], map(int, lines[1][1:]), strict=True))
 
 
@@ -456,8 +472,9 @@ def settle(pid: int, began: float) -> tuple[int, float]:
     return count, changed
 
 
-def inboundRun(generator: Helper, hubPid: int, lanPid: int, size: int, rate: float,
-               seconds: float) -> dict:
+def inboundRun(
+    generator: Helper, hubPid: int, lanPid: int, size: int, rate: float, seconds: float
+) -> dict:
     """
     One inbound run: the generator seals its packets, then (clock on) sends them at C{rate}
     (0: unpaced); the hub's CPU and the LAN's count are read before and after.
@@ -480,14 +497,22 @@ def inboundRun(generator: Helper, hubPid: int, lanPid: int, size: int, rate: flo
     }
 
 
-def outboundRun(generator: Helper, lan: Helper, hubPid: int, vip: str, size: int, rate: float,
-                seconds: float) -> dict:
+def outboundRun(
+    generator: Helper, lan: Helper, hubPid: int, vip: str, size: int, rate: float, seconds: float
+) -> dict:
     """One outbound run: the LAN host sends to the virtual IP, the generator counts ESP."""
     count = MAX_PACKETS if not rate else min(MAX_PACKETS, int(rate * seconds))
     generator.request(cmd="receive")
     before = Snapshot(hubPid, lan.pid, generator.pid)
-    sent = lan.request(cmd="send", dest=vip, size=size, rate=rate, seconds=seconds, count=count,
-                       timeout=seconds + 30)
+    sent = lan.request(
+        cmd="send",
+        dest=vip,
+        size=size,
+        rate=rate,
+        seconds=seconds,
+        count=count,
+        timeout=seconds + 30,
+    )
     _, lastChange = settle(generator.pid, before.time)
     sample = generator.request(cmd="collect")
     after = Snapshot(hubPid, lan.pid, generator.pid)
@@ -540,8 +565,7 @@ def printRun(direction: str, size: int, rate: float, run: dict, spread: list[flo
         f"{'/'.join(f'{us:.1f}' for us in spread):<15} {rate:>9,.0f}",
         flush=True,
     )
-    return {"direction": direction, "size": size, "usPerPacket": perPacketUs,
-            "ppsPerCore": perCore}
+    return {"direction": direction, "size": size, "usPerPacket": perPacketUs, "ppsPerCore": perCore}
 
 
 def patchedTwistd(profilePath: str | None):
@@ -563,33 +587,68 @@ def partB(args, workdir: Path) -> list[dict]:
     from tests.harness.netns import netnsExec
     from tests.realclient import HUB_PSK, hubConfig
 
-    print(f"\n(b) end to end: UDP 4500 -> hub -> TUN -> LAN and back, ESP {args.esp}; "
-          f"hub CPU from /proc over each paced run")
+    print(
+        f"\n(b) end to end: UDP 4500 -> hub -> TUN -> LAN and back, ESP {args.esp}; "
+        f"hub CPU from /proc over each paced run"
+    )
     results = []
     hubModule, original = patchedTwistd(args.profile_hub)
     generator = lan = None
     try:
         with Topology(clients=1) as net, HubProcess(net.hubNs, workdir / "hub", hubConfig()) as hub:
             generator = Helper(
-                netnsExec(net.clientNs[0], sys.executable, __file__, "--role", "generator",
-                          "--esp", args.esp, "--hub", HUB_ADDRESS, "--local",
-                          net.clientAddresses[0], "--psk", HUB_PSK),
-                workdir / "generator.err", "generator")
-            lan = Helper(netnsExec(net.lanNs, sys.executable, __file__, "--role", "lan"),
-                         workdir / "lan.err", "LAN helper")
+                netnsExec(
+                    net.clientNs[0],
+                    sys.executable,
+                    __file__,
+                    "--role",
+                    "generator",
+                    "--esp",
+                    args.esp,
+                    "--hub",
+                    HUB_ADDRESS,
+                    "--local",
+                    net.clientAddresses[0],
+                    "--psk",
+                    HUB_PSK,
+                ),
+                workdir / "generator.err",
+                "generator",
+            )
+            lan = Helper(
+                netnsExec(net.lanNs, sys.executable, __file__, "--role", "lan"),
+                workdir / "lan.err",
+                "LAN helper",
+            )
             lan.receive(timeout=15)
             sa = generator.receive(timeout=30)
-            print(f"CHILD SA {sa['suite']}, SPIs {sa['spiIn']}/{sa['spiOut']}, virtual IP "
-                  f"{sa['vip']}; hub pid {hub.pid}")
-            print(f"{'direction':<9}{'size':>6} {'sent':>9} {'delivered':>9} {'pkts/s':>10} "
-                  f"{'lost':>7} {'in-q':>6} {'hub us':>7} {'user':>6} {'pps/core':>9} "
-                  f"{'Gb/core':>7} {'hub':>6}  {'hub us, runs':<15} {'paced at':>9}")
+            print(
+                f"CHILD SA {sa['suite']}, SPIs {sa['spiIn']}/{sa['spiOut']}, virtual IP "
+                f"{sa['vip']}; hub pid {hub.pid}"
+            )
+            print(
+                f"{'direction':<9}{'size':>6} {'sent':>9} {'delivered':>9} {'pkts/s':>10} "
+                f"{'lost':>7} {'in-q':>6} {'hub us':>7} {'user':>6} {'pps/core':>9} "
+                f"{'Gb/core':>7} {'hub':>6}  {'hub us, runs':<15} {'paced at':>9}"
+            )
             for size in args.sizes:
-                results.append(measure("inbound", size, args, functools.partial(
-                    inboundRun, generator, hub.pid, lan.pid, size)))
+                results.append(
+                    measure(
+                        "inbound",
+                        size,
+                        args,
+                        functools.partial(inboundRun, generator, hub.pid, lan.pid, size),
+                    )
+                )
             for size in args.sizes:
-                results.append(measure("outbound", size, args, functools.partial(
-                    outboundRun, generator, lan, hub.pid, sa["vip"], size)))
+                results.append(
+                    measure(
+                        "outbound",
+                        size,
+                        args,
+                        functools.partial(outboundRun, generator, lan, hub.pid, sa["vip"], size),
+                    )
+                )
             generator.request(cmd="quit", timeout=10)
             lan.send(cmd="quit")
             generator.stop()
@@ -597,11 +656,15 @@ def partB(args, workdir: Path) -> list[dict]:
             hub.stop()
             counters = hubCounters(hub.log(), sa["spiOut"])
             if counters:
-                inbound, outbound = (sum(r["delivered"] for r in results if r["direction"] == d)
-                                     for d in ("inbound", "outbound"))
-                print(f"the hub's own count for the CHILD SA (logged at delete): {counters[0]:,} "
-                      f"packets in, {counters[1]:,} out; delivered over all runs and probes: "
-                      f"{inbound:,} to the LAN, {outbound:,} to the generator")
+                inbound, outbound = (
+                    sum(r["delivered"] for r in results if r["direction"] == d)
+                    for d in ("inbound", "outbound")
+                )
+                print(
+                    f"the hub's own count for the CHILD SA (logged at delete): {counters[0]:,} "
+                    f"packets in, {counters[1]:,} out; delivered over all runs and probes: "
+                    f"{inbound:,} to the LAN, {outbound:,} to the generator"
+                )
             else:
                 print("hub log has no CHILD SA removal line:\n" + hub.log()[-2000:])
     finally:
@@ -609,11 +672,13 @@ def partB(args, workdir: Path) -> list[dict]:
         for helper in (generator, lan):
             if helper is not None:
                 helper.stop()
-    print("hub us: hub CPU (user+system) per delivered packet, user: its user-space part; "
-          "pps/core = 1e6 / hub us; "
-          "Gb/core: inner bytes at that rate; pkts/s: delivered per wall-clock second; "
-          "lost: sent - delivered; in-q: of those, dropped at the hub's input queue (its UDP "
-          "socket buffer inbound, the TUN queue outbound); hub: share of one core it used")
+    print(
+        "hub us: hub CPU (user+system) per delivered packet, user: its user-space part; "
+        "pps/core = 1e6 / hub us; "
+        "Gb/core: inner bytes at that rate; pkts/s: delivered per wall-clock second; "
+        "lost: sent - delivered; in-q: of those, dropped at the hub's input queue (its UDP "
+        "socket buffer inbound, the TUN queue outbound); hub: share of one core it used"
+    )
     if args.profile_hub:
         printProfile(args.profile_hub, results)
     return results
@@ -622,8 +687,11 @@ def partB(args, workdir: Path) -> list[dict]:
 def hubCounters(log: str, spi: str) -> tuple[int, int] | None:
     import re
 
-    match = re.search(rf"CHILD SA {spi}/\w+ removed: (\d+) packets \(\d+ bytes\) in, "
-                      rf"(\d+) packets \(\d+ bytes\) out", log)
+    match = re.search(
+        rf"CHILD SA {spi}/\w+ removed: (\d+) packets \(\d+ bytes\) in, "
+        rf"(\d+) packets \(\d+ bytes\) out",
+        log,
+    )
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
@@ -651,8 +719,10 @@ def printProfile(path: str, results: list[dict]) -> None:
     for own, calls, label in sorted(rows, reverse=True)[:25]:
         if "poll' of 'select.epoll" in label:
             continue
-        print(f"{own:>7.2f} {calls:>9,} {own / max(calls, 1) * 1e6:>8.2f} "
-              f"{own / busy * 100:>5.1f}%  {label}")
+        print(
+            f"{own:>7.2f} {calls:>9,} {own / max(calls, 1) * 1e6:>8.2f} "
+            f"{own / busy * 100:>5.1f}%  {label}"
+        )
 
 
 def runIperf(net, vip: str, reverse: bool, seconds: int, pids: dict[str, int]) -> dict:
@@ -661,7 +731,10 @@ def runIperf(net, vip: str, reverse: bool, seconds: int, pids: dict[str, int]) -
 
     server = subprocess.Popen(
         netnsExec(net.lanNs, "iperf3", "-s", "-1", "-B", LAN_HOST, "-p", str(IPERF_PORT)),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 10
         while f"{LAN_HOST}:{IPERF_PORT}" not in net.run(net.lanNs, "ss", "-Hltn").stdout:
@@ -671,20 +744,38 @@ def runIperf(net, vip: str, reverse: bool, seconds: int, pids: dict[str, int]) -
         before = {name: cpuSeconds(pid) for name, pid in pids.items()}
         machineBefore = machineBusy()
         began = time.perf_counter()
-        argv = ["iperf3", "-c", LAN_HOST, "-p", str(IPERF_PORT), "-B", vip, "-t", str(seconds),
-                "-J", "--connect-timeout", "5000"] + (["-R"] if reverse else [])
+        argv = [
+            "iperf3",
+            "-c",
+            LAN_HOST,
+            "-p",
+            str(IPERF_PORT),
+            "-B",
+            vip,
+            "-t",
+            str(seconds),
+            "-J",
+            "--connect-timeout",
+            "5000",
+        ] + (["-R"] if reverse else [])
         result = net.run(net.clientNs[0], *argv, timeout=seconds + 30)
         wall = time.perf_counter() - began
         cpu = {name: (cpuSeconds(pid) - before[name]) / wall for name, pid in pids.items()}
         machineAfter = machineBusy()
-        cpu["machine"] = ((machineAfter[0] - machineBefore[0])
-                          / (machineAfter[1] - machineBefore[1]) * os.cpu_count())
+        cpu["machine"] = (
+            (machineAfter[0] - machineBefore[0])
+            / (machineAfter[1] - machineBefore[1])
+            * os.cpu_count()
+        )
         report = json.loads(result.stdout)
         if "error" in report:
             raise RuntimeError(f"iperf3: {report['error']}")
         end = report["end"]
-        return {"bps": end["sum_received"]["bits_per_second"],
-                "retransmits": end["sum_sent"].get("retransmits", 0), "cpu": cpu}
+        return {
+            "bps": end["sum_received"]["bits_per_second"],
+            "retransmits": end["sum_sent"].get("retransmits", 0),
+            "cpu": cpu,
+        }
     finally:
         if server.poll() is None:
             os.kill(server.pid, signal.SIGTERM)
@@ -698,8 +789,11 @@ def runIperf(net, vip: str, reverse: bool, seconds: int, pids: dict[str, int]) -
 def printIperf(label: str, reverse: bool, run: dict) -> None:
     cpu = ", ".join(f"{name} {share * 100:.0f}%" for name, share in run["cpu"].items())
     direction = "LAN -> client" if reverse else "client -> LAN"
-    print(f"{label:<20} {direction:<14} {run['bps'] / 1e6:>7.1f} Mbit/s  "
-          f"retr {run['retransmits']:>6}  CPU: {cpu}; {bottleneck(run['cpu'])}", flush=True)
+    print(
+        f"{label:<20} {direction:<14} {run['bps'] / 1e6:>7.1f} Mbit/s  "
+        f"retr {run['retransmits']:>6}  CPU: {cpu}; {bottleneck(run['cpu'])}",
+        flush=True,
+    )
 
 
 def bottleneck(cpu: dict[str, float]) -> str:
@@ -717,19 +811,31 @@ def iperfViaIkehub(args, workdir: Path):
     from tests.harness import HubProcess, StrongSwan, Topology
     from tests.realclient import clientConfig, clientSecrets, hubConfig
 
-    with Topology(clients=1) as net, \
-            HubProcess(net.hubNs, workdir / "hub", hubConfig()) as hub, \
-            StrongSwan(net.clientNs[0], workdir / "client1",
-                       clientConfig(proposals="aes256gcm16-prfsha256-x25519",
-                                    espProposals="aes256gcm16"),
-                       secrets=clientSecrets()) as client:
+    with (
+        Topology(clients=1) as net,
+        HubProcess(net.hubNs, workdir / "hub", hubConfig()) as hub,
+        StrongSwan(
+            net.clientNs[0],
+            workdir / "client1",
+            clientConfig(proposals="aes256gcm16-prfsha256-x25519", espProposals="aes256gcm16"),
+            secrets=clientSecrets(),
+        ) as client,
+    ):
         result = client.initiate("home")
         if result.returncode != 0:
             raise RuntimeError(f"strongSwan client could not connect to ikehub:\n{client.log()}")
         [vip] = client.listSas()[0]["local-vips"]
         for reverse in (False, True):
-            yield reverse, runIperf(net, vip, reverse, args.iperf_seconds,
-                                    {"ikehub": hub.pid, "client charon": client.pid})
+            yield (
+                reverse,
+                runIperf(
+                    net,
+                    vip,
+                    reverse,
+                    args.iperf_seconds,
+                    {"ikehub": hub.pid, "client charon": client.pid},
+                ),
+            )
 
 
 def iperfViaStrongSwan(args, workdir: Path):
@@ -737,73 +843,114 @@ def iperfViaStrongSwan(args, workdir: Path):
     from tests.harness import StrongSwan, Topology
     from tests.test_harness_selfcheck import CLIENT_CONF, RESPONDER_CONF, SECRETS
 
-    with Topology(clients=1) as net, \
-            StrongSwan(net.hubNs, workdir / "hub", RESPONDER_CONF, secrets=SECRETS,
-                       label="hub") as responder, \
-            StrongSwan(net.clientNs[0], workdir / "client1", CLIENT_CONF,
-                       secrets=SECRETS) as client:
+    with (
+        Topology(clients=1) as net,
+        StrongSwan(
+            net.hubNs, workdir / "hub", RESPONDER_CONF, secrets=SECRETS, label="hub"
+        ) as responder,
+        StrongSwan(net.clientNs[0], workdir / "client1", CLIENT_CONF, secrets=SECRETS) as client,
+    ):
         result = client.initiate("home", "home")
         if result.returncode != 0:
-            raise RuntimeError(f"strongSwan client could not connect to strongSwan:\n"
-                               f"{client.log()}")
+            raise RuntimeError(
+                f"strongSwan client could not connect to strongSwan:\n{client.log()}"
+            )
         [vip] = client.listSas()[0]["local-vips"]
         for reverse in (False, True):
-            yield reverse, runIperf(net, vip, reverse, args.iperf_seconds,
-                                    {"hub charon": responder.pid, "client charon": client.pid})
+            yield (
+                reverse,
+                runIperf(
+                    net,
+                    vip,
+                    reverse,
+                    args.iperf_seconds,
+                    {"hub charon": responder.pid, "client charon": client.pid},
+                ),
+            )
 
 
 def partC(args, workdir: Path) -> None:
-    print(f"\n(c) iperf3 TCP, {args.iperf_seconds} s each way, {args.iperf_rounds} round(s); "
-          f"strongSwan 5.9.8 client (kernel-libipsec), IKE aes256gcm16-prfsha256-x25519, "
-          f"ESP aes256gcm16")
+    print(
+        f"\n(c) iperf3 TCP, {args.iperf_seconds} s each way, {args.iperf_rounds} round(s); "
+        f"strongSwan 5.9.8 client (kernel-libipsec), IKE aes256gcm16-prfsha256-x25519, "
+        f"ESP aes256gcm16"
+    )
     rates: dict[tuple[str, bool], list[float]] = {}
     for number in range(args.iperf_rounds):
-        for key, label, setup in (("ikehub", "(i) via ikehub", iperfViaIkehub),
-                                  ("strongswan", "(ii) via strongSwan", iperfViaStrongSwan)):
+        for key, label, setup in (
+            ("ikehub", "(i) via ikehub", iperfViaIkehub),
+            ("strongswan", "(ii) via strongSwan", iperfViaStrongSwan),
+        ):
             for reverse, run in setup(args, workdir / f"c{number}-{key}"):
                 rates.setdefault((key, reverse), []).append(run["bps"])
                 printIperf(label, reverse, run)
     for reverse in (False, True):
         direction = "LAN -> client" if reverse else "client -> LAN"
         ikehub, strongswan = max(rates["ikehub", reverse]), max(rates["strongswan", reverse])
-        print(f"ratio ikehub / strongSwan, {direction} (best runs): {ikehub / 1e6:.0f} / "
-              f"{strongswan / 1e6:.0f} Mbit/s = {ikehub / strongswan:.2f}")
-    print(f"CPU: share of one core over the run (charon's libipsec uses several threads, so it "
-          f"can pass 100%); machine: all {os.cpu_count()} cores together, iperf3 and the "
-          f"kernel's TCP included (at most {os.cpu_count() * 100}%)")
+        print(
+            f"ratio ikehub / strongSwan, {direction} (best runs): {ikehub / 1e6:.0f} / "
+            f"{strongswan / 1e6:.0f} Mbit/s = {ikehub / strongswan:.2f}"
+        )
+    print(
+        f"CPU: share of one core over the run (charon's libipsec uses several threads, so it "
+        f"can pass 100%); machine: all {os.cpu_count()} cores together, iperf3 and the "
+        f"kernel's TCP included (at most {os.cpu_count() * 100}%)"
+    )
 
 
 def partA(args) -> None:
-    print(f"(a) in process: seal+open on one core (benchmarks/esp_codec.py), best of "
-          f"{args.rounds} x {args.codec_seconds} s")
+    print(
+        f"(a) in process: seal+open on one core (benchmarks/esp_codec.py), best of "
+        f"{args.rounds} x {args.codec_seconds} s"
+    )
     print(f"{'transform':<14}{'size':>6} {'packets/s':>11} {'Gbit/s':>7} {'us/pkt':>7}")
     for name in ("aes128gcm16", "aes256gcm16"):
         suite = suiteNamed(name)
         for size in args.sizes:
             rate = bestRate(suite, size, args.codec_seconds, args.rounds)
-            print(f"{name:<14}{size:>6} {rate:>11,.0f} {rate * size * 8 / 1e9:>7.2f} "
-                  f"{1e6 / rate:>7.2f}", flush=True)
+            print(
+                f"{name:<14}{size:>6} {rate:>11,.0f} {rate * size * 8 / 1e9:>7.2f} "
+                f"{1e6 / rate:>7.2f}",
+                flush=True,
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", default="abc", help="which of a, b, c to run")
-    parser.add_argument("--esp", default="aes128gcm16", choices=["aes128gcm16", "aes256gcm16"],
-                        help="ESP transform for (b)")
-    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
-                        default=list(SIZES), help="inner packet sizes, e.g. 64,512,1400")
-    parser.add_argument("--seconds", type=float, default=2.0,
-                        help="length of each paced run in (b)")
+    parser.add_argument(
+        "--esp",
+        default="aes128gcm16",
+        choices=["aes128gcm16", "aes256gcm16"],
+        help="ESP transform for (b)",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=list(SIZES),
+        help="inner packet sizes, e.g. 64,512,1400",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=2.0, help="length of each paced run in (b)"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="paced runs per case in (b)")
     parser.add_argument("--codec-seconds", type=float, default=0.3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--iperf-seconds", type=int, default=5)
-    parser.add_argument("--iperf-rounds", type=int, default=2,
-                        help="times (c) runs each setup; the best run of each is compared")
-    parser.add_argument("--profile-hub", metavar="FILE",
-                        help="run the hub under cProfile in (b) and print where its time goes")
-    parser.add_argument("--role", default="driver", choices=["driver", "generator", "lan"],
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--iperf-rounds",
+        type=int,
+        default=2,
+        help="times (c) runs each setup; the best run of each is compared",
+    )
+    parser.add_argument(
+        "--profile-hub",
+        metavar="FILE",
+        help="run the hub under cProfile in (b) and print where its time goes",
+    )
+    parser.add_argument(
+        "--role", default="driver", choices=["driver", "generator", "lan"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--hub", help=argparse.SUPPRESS)
     parser.add_argument("--local", help=argparse.SUPPRESS)
     parser.add_argument("--psk", help=argparse.SUPPRESS)
@@ -830,8 +977,10 @@ def main() -> None:
             at1400 = [r for r in results if r["size"] == 1400]
             for r in at1400:
                 verdict = "meets" if r["ppsPerCore"] >= TARGET_PPS else "falls short of"
-                print(f"{r['direction']} at 1400 B: {r['ppsPerCore']:,.0f} packets/s per core "
-                      f"{verdict} the target of {TARGET_PPS:,}")
+                print(
+                    f"{r['direction']} at 1400 B: {r['ppsPerCore']:,.0f} packets/s per core "
+                    f"{verdict} the target of {TARGET_PPS:,}"
+                )
         if "c" in args.parts:
             if not any(Path(p, "iperf3").exists() for p in os.environ["PATH"].split(":")):
                 raise SystemExit("(c) needs iperf3: apt-get install iperf3")

@@ -89,9 +89,7 @@ def main() -> None:
     parser.add_argument("--esn", action="store_true", help="negotiate ESN")
     args = parser.parse_args()
     print(f"ESP seal+open, one core, {'ESN' if args.esn else 'no ESN'}")
-    print(
-        f"{'transform':<18} {'payload':>7} {'packets/s':>11} {'Gbit/s':>7} {'us/pkt':>7}"
-    )
+    print(f"{'transform':<18} {'payload':>7} {'packets/s':>11} {'Gbit/s':>7} {'us/pkt':>7}")
     for name, _, _ in TRANSFORMS:
         suite = suiteNamed(name, args.esn)
         for size in SIZES:

@@ -146,7 +146,12 @@ def runInitiator(args) -> None:
     reactor.run()
     elapsed = time.perf_counter() - began
     json.dump(
-        {"latencies": latencies, "failures": failures[:5], "failed": len(failures), "elapsed": elapsed},
+        {
+            "latencies": latencies,
+            "failures": failures[:5],
+            "failed": len(failures),
+            "elapsed": elapsed,
+        },
         sys.stdout,
     )
 
@@ -173,11 +178,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "hub.toml"
         config.write_text(
-            HUB_CONFIG.format(host=HUB_HOST, port=port, nattPort=nattPort, ike=ike, esp=esp, psk=PSK)
+            HUB_CONFIG.format(
+                host=HUB_HOST, port=port, nattPort=nattPort, ike=ike, esp=esp, psk=PSK
+            )
         )
         hub = subprocess.Popen(
-            [sys.executable, "-c", TWISTD, "-n", "--pidfile=", "--logfile", str(Path(tmp) / "hub.log")]
-            + (["--profile", args.profile_hub, "--profiler", "cprofile", "--savestats"] if args.profile_hub else [])
+            [
+                sys.executable,
+                "-c",
+                TWISTD,
+                "-n",
+                "--pidfile=",
+                "--logfile",
+                str(Path(tmp) / "hub.log"),
+            ]
+            + (
+                ["--profile", args.profile_hub, "--profiler", "cprofile", "--savestats"]
+                if args.profile_hub
+                else []
+            )
             + ["ikehub", "--config", str(config)],
             env=env,
         )
@@ -188,9 +207,22 @@ def main() -> None:
             share = args.sas // args.initiators
             initiators = [
                 subprocess.Popen(
-                    [sys.executable, __file__, "--role", "initiator", "--scenario", args.scenario,
-                     "--count", str(share), "--window", str(args.window), "--port", str(port),
-                     "--natt-port", str(nattPort)],
+                    [
+                        sys.executable,
+                        __file__,
+                        "--role",
+                        "initiator",
+                        "--scenario",
+                        args.scenario,
+                        "--count",
+                        str(share),
+                        "--window",
+                        str(args.window),
+                        "--port",
+                        str(port),
+                        "--natt-port",
+                        str(nattPort),
+                    ],
                     env=env,
                     stdout=subprocess.PIPE,
                     text=True,
@@ -216,8 +248,14 @@ def main() -> None:
     p50 = latencies[len(latencies) // 2] * 1000
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
     print(f"scenario                  {args.scenario} ({ike} / ESP {esp})")
-    print(f"IKE SAs established       {done} ({failed} failed) by {args.initiators} initiator process(es)")
-    print(f"IKE SAs per second        {done / wall:,.0f} (wall clock, limited by the initiators on this machine)")
+    print(
+        f"IKE SAs established       {done} ({failed} failed) "
+        f"by {args.initiators} initiator process(es)"
+    )
+    print(
+        f"IKE SAs per second        {done / wall:,.0f} "
+        "(wall clock, limited by the initiators on this machine)"
+    )
     print(
         f"responder CPU per SA      {cpu / done * 1e6:,.0f} us = {user / done * 1e6:,.0f} user + "
         f"{system / done * 1e6:,.0f} system  (=> {done / cpu:,.0f} SAs/s per responder core)"

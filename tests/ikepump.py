@@ -77,9 +77,7 @@ def espProposals(*texts):
 def hubSettings(**overrides) -> IKESettings:
     values = dict(
         identity=Identity.fromString("hub.example.com"),
-        ikeProposals=ikeProposals(
-            "aes256gcm16-prfsha384-x25519-ecp256", "aes256-sha256-modp2048"
-        ),
+        ikeProposals=ikeProposals("aes256gcm16-prfsha384-x25519-ecp256", "aes256-sha256-modp2048"),
         espProposals=espProposals("aes256gcm16", "aes128-sha256"),
         cookieThreshold=100,
         halfOpenTimeout=30.0,

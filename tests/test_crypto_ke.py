@@ -354,11 +354,7 @@ def test_x25519IsFastEnoughForTheHandshakeBudget():
 @settings(max_examples=50, deadline=None)
 @given(
     group=st.sampled_from(
-        [
-            g
-            for g in SUPPORTED_KE_GROUPS
-            if g not in (KeGroup.MODP_3072, KeGroup.MODP_4096)
-        ]
+        [g for g in SUPPORTED_KE_GROUPS if g not in (KeGroup.MODP_3072, KeGroup.MODP_4096)]
     ),
     data=st.data(),
 )

@@ -84,17 +84,11 @@ def test_childKeymatMatchesKdfVector():
     encr = encrAlgorithm(EncrId.AES_CBC, 256)
     integ = integAlgorithm(IntegId.HMAC_SHA1_96)
     child = deriveChildKeys(SHA1, skD, encr, integ, KDF["Ni"], KDF["Nr"])
-    assert (
-        child.encrI + child.integI + child.encrR + child.integR
-        == KDF["DKM(Child SA)"][:104]
-    )
+    assert child.encrI + child.integI + child.encrR + child.integR == KDF["DKM(Child SA)"][:104]
     pfs = deriveChildKeys(
         SHA1, skD, encr, integ, KDF["Ni"], KDF["Nr"], sharedSecret=KDF["g^ir (new)"]
     )
-    assert (
-        pfs.encrI + pfs.integI + pfs.encrR + pfs.integR
-        == KDF["DKM(Child SA D-H)"][:104]
-    )
+    assert pfs.encrI + pfs.integI + pfs.encrR + pfs.integR == KDF["DKM(Child SA D-H)"][:104]
     assert prfPlus(SHA1, skD, KDF["Ni"] + KDF["Nr"], 132) == KDF["DKM(Child SA)"]
 
 
@@ -168,9 +162,7 @@ def test_strongSwanFixtureCoversAeadAndCbc():
     assert integs == {True, False}
 
 
-@pytest.mark.parametrize(
-    "prfId", [PrfId.HMAC_SHA1, PrfId.HMAC_SHA2_256, PrfId.HMAC_SHA2_512]
-)
+@pytest.mark.parametrize("prfId", [PrfId.HMAC_SHA1, PrfId.HMAC_SHA2_256, PrfId.HMAC_SHA2_512])
 def test_prfPlusChainsAsRfc7296Defines(prfId):
     """
     T1 = prf(K, S | 0x01), Tn = prf(K, Tn-1 | S | n), restated here with single PRF
@@ -208,21 +200,15 @@ def test_aeadIkeKeysHaveNoIntegrityKeysAndSaltedEncryptionKeys():
     """With AES-GCM, SK_ai/SK_ar are empty and SK_e* carry the 4-byte salt."""
     prf = prfAlgorithm(PrfId.HMAC_SHA2_256)
     encr = encrAlgorithm(EncrId.AES_GCM_16, 256)
-    keys = deriveIkeKeys(
-        prf, encr, None, b"i" * 32, b"r" * 32, b"g" * 32, b"I" * 8, b"R" * 8
-    )
+    keys = deriveIkeKeys(prf, encr, None, b"i" * 32, b"r" * 32, b"g" * 32, b"I" * 8, b"R" * 8)
     assert keys.skAi == keys.skAr == b""
     assert len(keys.skEi) == len(keys.skEr) == 36
     assert len(keys.skD) == len(keys.skPi) == len(keys.skPr) == 32
     seed = skeyseed(prf, b"i" * 32, b"r" * 32, b"g" * 32)
-    material = prfPlus(
-        prf, seed, b"i" * 32 + b"r" * 32 + b"I" * 8 + b"R" * 8, 32 + 72 + 64
-    )
+    material = prfPlus(prf, seed, b"i" * 32 + b"r" * 32 + b"I" * 8 + b"R" * 8, 32 + 72 + 64)
     assert keys.skD + keys.skEi + keys.skEr + keys.skPi + keys.skPr == material
     assert (
-        deriveIkeKeysFromSkeyseed(
-            prf, encr, None, seed, b"i" * 32, b"r" * 32, b"I" * 8, b"R" * 8
-        )
+        deriveIkeKeysFromSkeyseed(prf, encr, None, seed, b"i" * 32, b"r" * 32, b"I" * 8, b"R" * 8)
         == keys
     )
 
@@ -234,9 +220,7 @@ def test_childKeysOrderIsInitiatorPairThenResponderPair():
     integ = integAlgorithm(IntegId.HMAC_SHA2_256_128)
     child = deriveChildKeys(prf, b"d" * 32, encr, integ, b"n" * 16, b"m" * 16)
     material = prfPlus(prf, b"d" * 32, b"n" * 16 + b"m" * 16, 16 + 32 + 16 + 32)
-    assert child == ChildKeys(
-        material[:16], material[16:48], material[48:64], material[64:96]
-    )
+    assert child == ChildKeys(material[:16], material[16:48], material[48:64], material[64:96])
 
 
 def test_keyHoldersDoNotPrintKeys():

@@ -114,9 +114,7 @@ def test_defaultsCoverWhatCommonClientsOfferWithoutLegacy():
     assert all(s.ke == () for s in espSpecs)
     assert all(set(s.esn) == {EsnId.NO_ESN, EsnId.ESN} for s in espSpecs)
     assert espSpecs[0].encr[0].transformId == EncrId.AES_GCM_16
-    assert not any(
-        i.transformId == IntegId.HMAC_SHA1_96 for s in espSpecs for i in s.integ
-    )
+    assert not any(i.transformId == IntegId.HMAC_SHA1_96 for s in espSpecs for i in s.integ)
 
 
 def test_bareIntegrityNameAlsoNamesThePrfInIke():
@@ -149,9 +147,7 @@ def test_espDefaultsToNoEsnAndTakesPfsGroups():
 
 
 def test_aliasesAndCaseAreAccepted():
-    assert ike("AES128GCM128-PRFSHA256-Curve25519") == ike(
-        "aes128gcm16-prfsha256-x25519"
-    )
+    assert ike("AES128GCM128-PRFSHA256-Curve25519") == ike("aes128gcm16-prfsha256-x25519")
     assert ike("aes256gcm-prfsha256-curve448").ke == (KeGroup.CURVE448,)
     assert ike("aes256gcm16-aes256gcm-prfsha256-x25519").encr == (GCM256,)
 
@@ -213,9 +209,7 @@ def test_specConstructionValidatesToo():
 
 
 def test_toWireEmitsOneTransformPerAlgorithmWithKeyLengths():
-    proposal = ike("aes256gcm16-chacha20poly1305-prfsha384-x25519-ecp256").toWire(
-        3, b""
-    )
+    proposal = ike("aes256gcm16-chacha20poly1305-prfsha384-x25519-ecp256").toWire(3, b"")
     assert (proposal.number, proposal.protocolId, proposal.spi) == (3, IKE, b"")
     assert proposal.transforms == (
         Transform(TransformType.ENCR, EncrId.AES_GCM_16, 256),
@@ -252,11 +246,7 @@ def test_ikeSelectionFollowsOurPreferenceNotTheirs():
 
 
 def test_ikeSelectionPicksOurMostPreferredAlgorithmInEachType():
-    theirs = [
-        offer(
-            "aes128gcm16-aes256gcm16-prfsha256-prfsha384-modp2048-ecp256-x25519", IKE, 7
-        )
-    ]
+    theirs = [offer("aes128gcm16-aes256gcm16-prfsha256-prfsha384-modp2048-ecp256-x25519", IKE, 7)]
     ours = [ike("aes256gcm16-aes128gcm16-prfsha384-prfsha256-x25519-ecp256-modp2048")]
     chosen, suite = selectIkeProposal(ours, theirs)
     assert suite == IkeSuite(GCM256, None, PRF384, KeGroup.CURVE25519)
@@ -278,9 +268,7 @@ def test_ikeKeGroupOrderIsOurs():
 
 def test_ikeCbcAnswerCarriesOneTransformPerType():
     theirs = [offer("aes256-aes128-sha512-sha256-modp2048", IKE, 1)]
-    chosen, suite = selectIkeProposal(
-        [ike("aes128-aes256-sha256-x25519-modp2048")], theirs
-    )
+    chosen, suite = selectIkeProposal([ike("aes128-aes256-sha256-x25519-modp2048")], theirs)
     assert suite == IkeSuite(CBC128, SHA256, PRF256, KeGroup.MODP_2048)
     assert types(chosen) == [
         TransformType.ENCR,
@@ -306,10 +294,7 @@ def test_ikeSkipsWrongProtocolAndSpiSize():
     good = "aes128gcm16-prfsha256-x25519"
     ours = [ike(good)]
     assert selectIkeProposal(ours, [offer(good, IKE, 1, b"\x01" * 8)]) is None
-    assert (
-        selectIkeProposal(ours, [offer(good, IKE, 1, b"\x01" * 8)], spiSize=8)
-        is not None
-    )
+    assert selectIkeProposal(ours, [offer(good, IKE, 1, b"\x01" * 8)], spiSize=8) is not None
     espShaped = Proposal(1, ESP, b"", ike(good).toWire(1, b"").transforms)
     assert selectIkeProposal(ours, [espShaped]) is None
 
@@ -320,9 +305,7 @@ def test_ikeIgnoresUnusableTransformsButNotTheirSiblings():
     (RFC 7296 section 3.3.6) while other transforms of the same type still count.
     """
     transforms = (
-        Transform(
-            TransformType.ENCR, EncrId.AES_GCM_16, 256, hasUnknownAttributes=True
-        ),
+        Transform(TransformType.ENCR, EncrId.AES_GCM_16, 256, hasUnknownAttributes=True),
         Transform(TransformType.ENCR, EncrId.AES_GCM_16, None),
         Transform(TransformType.ENCR, EncrId.AES_GCM_16, 128),
         Transform(TransformType.PRF, PrfId.HMAC_SHA2_256),
@@ -343,9 +326,7 @@ def test_ikeProposalWithUnknownTransformTypeIsUnacceptable():
     withAddKe = Proposal(1, IKE, b"", base.transforms + (Transform(6, 31),))
     ours = [ike("aes128gcm16-prfsha256-x25519")]
     assert selectIkeProposal(ours, [withAddKe]) is None
-    chosen, _ = selectIkeProposal(
-        ours, [withAddKe, Proposal(2, IKE, b"", base.transforms)]
-    )
+    chosen, _ = selectIkeProposal(ours, [withAddKe, Proposal(2, IKE, b"", base.transforms)])
     assert chosen.number == 2
 
 
@@ -378,9 +359,7 @@ def test_strongSwanInitRequestSelectsGcmAndX25519WithDefaults():
     if not path.exists():
         pytest.skip("tests/data/strongswan_ike_sa_init_request.bin is absent")
     proposals = Message.fromBytes(path.read_bytes()).get(SAPayload).proposals
-    chosen, suite = selectIkeProposal(
-        [ike(t) for t in DEFAULT_IKE_PROPOSALS], proposals
-    )
+    chosen, suite = selectIkeProposal([ike(t) for t in DEFAULT_IKE_PROPOSALS], proposals)
     assert suite == IkeSuite(GCM256, None, PRF256, KeGroup.CURVE25519)
     assert chosen.number == proposals[0].number
     only = selectIkeProposal([ike("aes128-aes256-sha256-modp2048")], proposals)
@@ -436,9 +415,7 @@ def test_espEsnPreferenceAndMissingEsn():
 
 def test_espPfsGroupsFollowOurOrder():
     theirs = [offer("aes128gcm16-modp2048-ecp256-noesn", ESP, 1, SPI4)]
-    chosen, suite = selectChildProposal(
-        [esp("aes128gcm16-x25519-ecp256-modp2048")], theirs
-    )
+    chosen, suite = selectChildProposal([esp("aes128gcm16-x25519-ecp256-modp2048")], theirs)
     assert suite.keGroup == KeGroup.ECP_256
     assert Transform(TransformType.KE, KeGroup.ECP_256) in chosen.transforms
 
@@ -446,9 +423,7 @@ def test_espPfsGroupsFollowOurOrder():
 def test_espWithoutKeIsAcceptedOnlyWithoutOurGroupsUnlessAllowed():
     theirs = [offer("aes128gcm16-noesn", ESP, 1, SPI4)]
     assert selectChildProposal([esp("aes128gcm16-ecp256")], theirs) is None
-    chosen, suite = selectChildProposal(
-        [esp("aes128gcm16-ecp256")], theirs, allowNoPfs=True
-    )
+    chosen, suite = selectChildProposal([esp("aes128gcm16-ecp256")], theirs, allowNoPfs=True)
     assert suite.keGroup is None and TransformType.KE not in types(chosen)
     assert selectChildProposal([esp("aes128gcm16")], theirs)[1].keGroup is None
 
@@ -482,13 +457,9 @@ def test_espNoOverlapIsNone():
 
 def test_suiteFromProposalReadsSingleTransformAnswers():
     ikeAnswer = ike("aes128-sha384-ecp384").toWire(1, b"")
-    assert suiteFromProposal(ikeAnswer, IKE) == IkeSuite(
-        CBC128, SHA384, PRF384, KeGroup.ECP_384
-    )
+    assert suiteFromProposal(ikeAnswer, IKE) == IkeSuite(CBC128, SHA384, PRF384, KeGroup.ECP_384)
     espAnswer = esp("chacha20poly1305-x448-esn").toWire(1, SPI4)
-    assert suiteFromProposal(espAnswer, ESP) == ChildSuite(
-        CHACHA, None, True, KeGroup.CURVE448
-    )
+    assert suiteFromProposal(espAnswer, ESP) == ChildSuite(CHACHA, None, True, KeGroup.CURVE448)
 
 
 @pytest.mark.parametrize(
@@ -497,16 +468,12 @@ def test_suiteFromProposalReadsSingleTransformAnswers():
         (ike("aes128-aes256-sha256-x25519").toWire(1, b""), IKE),
         (ike("aes128-sha256-prfsha384-prfsha256-x25519").toWire(1, b""), IKE),
         (
-            Proposal(
-                1, IKE, b"", ike("aes128-sha256-x25519").toWire(1, b"").transforms[:3]
-            ),
+            Proposal(1, IKE, b"", ike("aes128-sha256-x25519").toWire(1, b"").transforms[:3]),
             IKE,
         ),
         (esp("aes128gcm16").toWire(1, SPI4), IKE),
         (
-            Proposal(
-                1, ESP, SPI4, (Transform(TransformType.ENCR, EncrId.AES_CBC, 128),)
-            ),
+            Proposal(1, ESP, SPI4, (Transform(TransformType.ENCR, EncrId.AES_CBC, 128),)),
             ESP,
         ),
         (
@@ -564,10 +531,7 @@ def test_checkChosenProposalAcceptsOnlyWhatWeOffered():
         "aes128-sha384-modp2048",
     ):
         assert checkChosenProposal(ours, ike(notOffered).toWire(1, b"")) is None
-    assert (
-        checkChosenProposal(ours, ike("aes128-sha256-modp2048").toWire(1, b"\x01" * 8))
-        is None
-    )
+    assert checkChosenProposal(ours, ike("aes128-sha256-modp2048").toWire(1, b"\x01" * 8)) is None
     assert checkChosenProposal(
         ours, ike("aes128-sha256-modp2048").toWire(1, b"\x01" * 8), spiSize=8
     )
@@ -577,19 +541,12 @@ def test_checkChosenEspProposalPfsAndEsn():
     ours = [esp("aes128gcm16-ecp256-noesn")]
     assert checkChosenProposal(ours, esp("aes128gcm16-ecp256").toWire(1, SPI4))
     assert checkChosenProposal(ours, esp("aes128gcm16").toWire(1, SPI4)) is None
-    assert checkChosenProposal(
-        ours, esp("aes128gcm16").toWire(1, SPI4), allowNoPfs=True
-    )
+    assert checkChosenProposal(ours, esp("aes128gcm16").toWire(1, SPI4), allowNoPfs=True)
     assert checkChosenProposal(ours, esp("aes128gcm16").toWire(1, SPI4), ignoreKe=True)
-    assert (
-        checkChosenProposal(ours, esp("aes128gcm16-ecp256-esn").toWire(1, SPI4)) is None
-    )
+    assert checkChosenProposal(ours, esp("aes128gcm16-ecp256-esn").toWire(1, SPI4)) is None
     assert checkChosenProposal(ours, esp("aes128gcm16-ecp256").toWire(1, b"")) is None
     assert (
-        checkChosenProposal(
-            [esp("aes128gcm16")], esp("aes128gcm16-x25519").toWire(1, SPI4)
-        )
-        is None
+        checkChosenProposal([esp("aes128gcm16")], esp("aes128gcm16-x25519").toWire(1, SPI4)) is None
     )
 
 
@@ -598,9 +555,7 @@ def test_checkChosenEspProposalPfsAndEsn():
 _TRANSFORMS = st.builds(
     Transform,
     st.sampled_from([1, 2, 3, 4, 5, 6, 0, 255]),
-    st.one_of(
-        st.sampled_from([0, 2, 5, 12, 14, 19, 20, 28, 31, 32, 1]), st.integers(0, 65535)
-    ),
+    st.one_of(st.sampled_from([0, 2, 5, 12, 14, 19, 20, 28, 31, 32, 1]), st.integers(0, 65535)),
     st.one_of(st.none(), st.sampled_from([128, 192, 256]), st.integers(0, 65535)),
     st.booleans(),
 )
@@ -632,8 +587,7 @@ def test_selectionOnArbitraryProposalsNeverRaises(theirs):
         chosen, suite = result
         assert len(set(types(chosen))) == len(chosen.transforms)
         assert any(
-            (p.number, p.protocolId, p.spi)
-            == (chosen.number, chosen.protocolId, chosen.spi)
+            (p.number, p.protocolId, p.spi) == (chosen.number, chosen.protocolId, chosen.spi)
             and set(chosen.transforms) <= set(p.transforms)
             for p in theirs
         )

@@ -84,9 +84,7 @@ def _pair(encr, integ):
     return sender, SKCodec(encr, integ, encrKey, integKey), encrKey, integKey
 
 
-HEADER = IKEHeader(
-    b"\x01" * 8, b"\x02" * 8, 0, ExchangeType.IKE_AUTH, HeaderFlag.INITIATOR, 1
-)
+HEADER = IKEHeader(b"\x01" * 8, b"\x02" * 8, 0, ExchangeType.IKE_AUTH, HeaderFlag.INITIATOR, 1)
 PAYLOADS = (
     IDiPayload(2, b"client1.example"),
     AuthPayload(2, bytes(range(32))),
@@ -283,9 +281,7 @@ def test_truncatedBodyIsRejected(encr, integ):
     sk = Message.fromBytes(datagram).sk
     minimum = encr.ivLength + (integ.icvLength if integ else encr.icvLength)
     for keep in range(len(sk.encrypted)):
-        short = Message(
-            HEADER, (SKPayload(sk.firstPayload, sk.encrypted[:keep]),)
-        ).toBytes()
+        short = Message(HEADER, (SKPayload(sk.firstPayload, sk.encrypted[:keep]),)).toBytes()
         expected = DecryptError if keep < minimum else IntegrityError
         with pytest.raises(expected):
             _unprotect(receiver, short)
@@ -309,9 +305,7 @@ def test_cbcPadLengthBeyondPlaintextIsDecryptError():
     encr, integ = ENCRS[0], INTEGS[1]
     _, receiver, encrKey, integKey = _pair(encr, integ)
     for padLength in (16, 200, 255):
-        datagram = _cbcDatagram(
-            encrKey, integ, integKey, bytes(15) + bytes((padLength,))
-        )
+        datagram = _cbcDatagram(encrKey, integ, integKey, bytes(15) + bytes((padLength,)))
         with pytest.raises(DecryptError):
             _unprotect(receiver, datagram)
 
@@ -381,9 +375,7 @@ def test_messageWithoutSkPayloadIsDecryptError():
     plain = Message(HEADER, PAYLOADS).toBytes()
     with pytest.raises(DecryptError):
         _unprotect(receiver, plain)
-    fragment = Message(
-        HEADER, (SKFPayload(PayloadType.IDi, 1, 2, bytes(40)),)
-    ).toBytes()
+    fragment = Message(HEADER, (SKFPayload(PayloadType.IDi, 1, 2, bytes(40)),)).toBytes()
     with pytest.raises(DecryptError):
         _unprotect(receiver, fragment)
 

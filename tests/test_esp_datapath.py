@@ -30,8 +30,16 @@ def ipv4(source: str, destination: str, payload: bytes = b"x" * 32, protocol: in
     """
     header = struct.pack(
         "!BBHHHBBH4s4s",
-        0x45, 0, 20 + len(payload), 0, 0, 64, protocol, 0,
-        ipaddress.ip_address(source).packed, ipaddress.ip_address(destination).packed,
+        0x45,
+        0,
+        20 + len(payload),
+        0,
+        0,
+        64,
+        protocol,
+        0,
+        ipaddress.ip_address(source).packed,
+        ipaddress.ip_address(destination).packed,
     )
     return header + payload
 
@@ -71,7 +79,11 @@ class DatapathScenario(SynchronousTestCase):
         self.clientTun = MemoryPacketInterface("client0")
         self.hubCounters = Counters()
         self.hubPath = ESPDatapath(
-            self.pair.hubSad, self.hubTun, SPD([]), self.pair.clock, self.wire.sender(HUB),
+            self.pair.hubSad,
+            self.hubTun,
+            SPD([]),
+            self.pair.clock,
+            self.wire.sender(HUB),
             self.hubCounters,
         )
         self.clientPath = ESPDatapath(
@@ -223,7 +235,11 @@ class LifetimeTests(DatapathScenario):
 class SpdTests(DatapathScenario):
     def test_bypassIsCountedSeparately(self):
         self.hubPath.spd = SPD(
-            [SPDEntry.fromConfig({"local": "203.0.113.0/24", "remote": "0.0.0.0/0", "action": "bypass"})]
+            [
+                SPDEntry.fromConfig(
+                    {"local": "203.0.113.0/24", "remote": "0.0.0.0/0", "action": "bypass"}
+                )
+            ]
         )
         self.hubTun.inject(ipv4(LAN_HOST, "192.0.2.200"))
         self.assertEqual(self.hubCounters["tun_no_child_sa_bypass"], 1)

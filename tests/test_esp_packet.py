@@ -50,9 +50,7 @@ SHA512 = integAlgorithm(IntegId.HMAC_SHA2_512_256)
 AEADS = [GCM128, GCM192, GCM256, CHACHA]
 #: Every ENCR/INTEG pair ESP can use here: the AEADs alone, CBC with each HMAC.
 TRANSFORMS = [(encr, None) for encr in AEADS] + [
-    (cbc, integ)
-    for cbc in (CBC128, CBC192, CBC256)
-    for integ in (SHA1, SHA256, SHA384, SHA512)
+    (cbc, integ) for cbc in (CBC128, CBC192, CBC256) for integ in (SHA1, SHA256, SHA384, SHA512)
 ]
 
 
@@ -98,9 +96,7 @@ def _aadFor(spi: bytes, seq: int, esn: bool) -> bytes:
 
 def _rawAeadPacket(encr, encrKey, seq, plaintext, esn=False, spi=SPI) -> bytes:
     """An ESP packet built directly with C{cryptography}, from the RFCs' description."""
-    aead = (AESGCM if encr.transformId == EncrId.AES_GCM_16 else ChaCha20Poly1305)(
-        encrKey[:-4]
-    )
+    aead = (AESGCM if encr.transformId == EncrId.AES_GCM_16 else ChaCha20Poly1305)(encrKey[:-4])
     iv = os.urandom(8)
     sealed = aead.encrypt(encrKey[-4:] + iv, plaintext, _aadFor(spi, seq, esn))
     return spi + (seq & MASK32).to_bytes(4, "big") + iv + sealed
@@ -170,11 +166,7 @@ RFC7634_CIPHERTEXT = _hex(
 )
 RFC7634_TAG = _hex("76 aa a8 26 6b 7f b0 f7 b1 1b 36 99 07 e1 ad 43")
 RFC7634_PACKET = (
-    RFC7634_SPI
-    + RFC7634_SEQ.to_bytes(4, "big")
-    + RFC7634_IV
-    + RFC7634_CIPHERTEXT
-    + RFC7634_TAG
+    RFC7634_SPI + RFC7634_SEQ.to_bytes(4, "big") + RFC7634_IV + RFC7634_CIPHERTEXT + RFC7634_TAG
 )
 
 
@@ -357,9 +349,7 @@ MCGREW_GCM_CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    "case", MCGREW_GCM_CASES, ids=[f"case{n}" for n in range(1, 15)]
-)
+@pytest.mark.parametrize("case", MCGREW_GCM_CASES, ids=[f"case{n}" for n in range(1, 15)])
 def test_gcmEspTestCasesOfDraftMcgrewOpen(case):
     """
     Each published AES-GCM ESP packet opens to the draft's plaintext less its trailer.
@@ -450,9 +440,7 @@ RFC3602_CASES = [
 RFC3602_INTEG_KEY = bytes(range(32))
 
 
-@pytest.mark.parametrize(
-    "case", RFC3602_CASES, ids=["case5", "case6", "case7", "case8"]
-)
+@pytest.mark.parametrize("case", RFC3602_CASES, ids=["case5", "case6", "case7", "case8"])
 def test_rfc3602EspPacketsOpen(case):
     """Each RFC 3602 ESP packet, with an ICV appended, opens to the RFC's payload."""
     key, seq, nextHeader, payload, packet = case
@@ -463,9 +451,7 @@ def test_rfc3602EspPacketsOpen(case):
     assert decryptor.open(authenticated) == (seq, nextHeader, _hex(payload))
 
 
-@pytest.mark.parametrize(
-    "case", RFC3602_CASES, ids=["case5", "case6", "case7", "case8"]
-)
+@pytest.mark.parametrize("case", RFC3602_CASES, ids=["case5", "case6", "case7", "case8"])
 def test_rfc3602SealPadsAsTheRfcDoes(case):
     """
     Our packet for the RFC's payload decrypts (with standard CBC and its own IV) to the
@@ -501,12 +487,8 @@ def test_aeadPacketLayoutIvAndAad(encr, esn):
     packet = encryptor.seal(seq, payload, 41)
     assert packet[:8] == SPI + bytes.fromhex("a0b0c0d0")
     assert packet[8:16] == seq.to_bytes(8, "big")
-    aead = (AESGCM if encr.transformId == EncrId.AES_GCM_16 else ChaCha20Poly1305)(
-        encrKey[:-4]
-    )
-    plaintext = aead.decrypt(
-        encrKey[-4:] + packet[8:16], packet[16:], _aadFor(SPI, seq, esn)
-    )
+    aead = (AESGCM if encr.transformId == EncrId.AES_GCM_16 else ChaCha20Poly1305)(encrKey[:-4])
+    plaintext = aead.decrypt(encrKey[-4:] + packet[8:16], packet[16:], _aadFor(SPI, seq, esn))
     assert plaintext == payload + bytes([1, 1, 41])
     assert len(packet) == 8 + 8 + 64 + 16
 
@@ -589,9 +571,7 @@ def test_opensPacketsBuiltIndependently(transform, esn):
     nextHeader=st.integers(0, 255).filter(lambda n: n != 59),
     seq=st.one_of(st.integers(1, 2**32 - 1), st.integers(2**32, 2**64 - 1)),
 )
-def test_sealThenOpenRoundTripsWithMinimalPadding(
-    transform, esn, payload, nextHeader, seq
-):
+def test_sealThenOpenRoundTripsWithMinimalPadding(transform, esn, payload, nextHeader, seq):
     """
     Every transform, with and without ESN, every payload size up to 1500: open(seal)
     gives back the sequence number, Next Header and payload, and the trailer pads to
@@ -622,9 +602,7 @@ def test_outOfOrderPacketsWithinTheWindowAreAccepted(transform):
     second copy is a replay.
     """
     encryptor, decryptor, _, _ = _pair(_suite(*transform))
-    packets = [
-        (seq, encryptor.seal(seq, os.urandom(seq % 97), 4)) for seq in range(1, 301)
-    ]
+    packets = [(seq, encryptor.seal(seq, os.urandom(seq % 97), 4)) for seq in range(1, 301)]
     shuffled = packets[:]
     random.Random(4303).shuffle(shuffled)
     for seq, packet in shuffled:
@@ -647,9 +625,7 @@ def test_tooShortForHeaderIvAndIcvIsMalformed(transform):
     assert decryptor.window.top == 0
 
 
-@pytest.mark.parametrize(
-    "transform", [t for t in TRANSFORMS if t[1] is not None], ids=_id
-)
+@pytest.mark.parametrize("transform", [t for t in TRANSFORMS if t[1] is not None], ids=_id)
 def test_cbcCiphertextNotAWholeNumberOfBlocksIsMalformed(transform):
     encryptor, decryptor, _, _ = _pair(_suite(*transform))
     packet = encryptor.seal(1, os.urandom(40), 4)
@@ -874,9 +850,7 @@ def test_decryptorUsesTheWindowItIsGiven():
         (_suite(GCM128, esn=True), bytes(20), b"", SPI, ReplayWindow(esn=False)),
     ],
 )
-def test_constructorsRefuseKeysAndSettingsThatDoNotFit(
-    suite, encrKey, integKey, spi, window
-):
+def test_constructorsRefuseKeysAndSettingsThatDoNotFit(suite, encrKey, integKey, spi, window):
     with pytest.raises(EspError):
         EspDecryptor(suite, spi, encrKey, integKey, window)
     if window is None:

@@ -304,7 +304,8 @@ def test_windowAgreesWithNaiveModelWithoutEsn(size, start, steps):
 def test_windowAgreesWithNaiveModelWithEsn(size, base, offset, steps):
     """
     Only the low 32 bits go in; for a number inside the window or less than 2**32
-    past its bottom edge the window must recover the full number and then judge it as the model does.
+    past its bottom edge the window must recover the full number and then judge it as the model
+    does.
     A number left of the window must never come back as itself.
     """
     window, model = ReplayWindow(size, esn=True), _Model(size)

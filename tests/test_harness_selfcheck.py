@@ -17,8 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import (HarnessError, HubProcess, StrongSwan, Topology, parseKeyLog,
-                           parseListSas, requireRealClients)
+from tests.harness import (
+    HarnessError,
+    HubProcess,
+    StrongSwan,
+    Topology,
+    parseKeyLog,
+    parseListSas,
+    requireRealClients,
+)
 from tests.harness.netns import listNamespaces
 from tests.harness.strongswan import logBlobs, parseViciDump
 
@@ -146,10 +153,12 @@ def test_strongSwanClientReachesLanThroughStrongSwanResponder(tmp_path: Path) ->
     started = time.monotonic()
     with Topology(clients=1) as net:
         client1 = net.clientNs[0]
-        with StrongSwan(net.hubNs, tmp_path / "hub", RESPONDER_CONF, secrets=SECRETS,
-                        label="hub") as responder, \
-                StrongSwan(client1, tmp_path / "client1", CLIENT_CONF,
-                           secrets=SECRETS) as client:
+        with (
+            StrongSwan(
+                net.hubNs, tmp_path / "hub", RESPONDER_CONF, secrets=SECRETS, label="hub"
+            ) as responder,
+            StrongSwan(client1, tmp_path / "client1", CLIENT_CONF, secrets=SECRETS) as client,
+        ):
             result = client.initiate("home", "home")
             assert result.returncode == 0, result.stdout + result.stderr + client.log()
 
@@ -163,7 +172,10 @@ def test_strongSwanClientReachesLanThroughStrongSwanResponder(tmp_path: Path) ->
             assert ipaddress.ip_address(vip) in POOL
             [child] = ike["child-sas"]
             assert (child["state"], child["mode"], child["protocol"]) == (
-                "INSTALLED", "TUNNEL", "ESP")
+                "INSTALLED",
+                "TUNNEL",
+                "ESP",
+            )
             assert child["encap"] == "yes"  # libipsec always reports NAT: ESP in UDP 4500
             assert child["remote-ts"] == ["203.0.113.0/24"]
 
@@ -195,10 +207,19 @@ def test_saveKeysReportsTheSameKeysOnBothSides(tmp_path: Path) -> None:
     """
     requireRealClients()
     with Topology(clients=1) as net:
-        with StrongSwan(net.hubNs, tmp_path / "hub", RESPONDER_CONF, secrets=SECRETS,
-                        label="hub", saveKeys=True) as responder, \
-                StrongSwan(net.clientNs[0], tmp_path / "client1", CLIENT_CONF,
-                           secrets=SECRETS, saveKeys=True) as client:
+        with (
+            StrongSwan(
+                net.hubNs,
+                tmp_path / "hub",
+                RESPONDER_CONF,
+                secrets=SECRETS,
+                label="hub",
+                saveKeys=True,
+            ) as responder,
+            StrongSwan(
+                net.clientNs[0], tmp_path / "client1", CLIENT_CONF, secrets=SECRETS, saveKeys=True
+            ) as client,
+        ):
             result = client.initiate("home", "home")
             assert result.returncode == 0, result.stdout + client.log()
             [ike] = client.listSas()
@@ -210,8 +231,7 @@ def test_saveKeysReportsTheSameKeysOnBothSides(tmp_path: Path) -> None:
     assert len(clientKeys["skEi"]) == 36  # AES-256-GCM key and salt
     [clientChild], [hubChild] = clientKeys["children"], hubKeys["children"]
     assert clientChild["encrI"] == hubChild["encrI"] != clientChild["encrR"]
-    assert (clientChild["spiIn"], clientChild["spiOut"]) == (hubChild["spiOut"],
-                                                             hubChild["spiIn"])
+    assert (clientChild["spiIn"], clientChild["spiOut"]) == (hubChild["spiOut"], hubChild["spiIn"])
     assert clientChild["spiIn"] == ike["child-sas"][0]["spi-in"]
 
 
@@ -288,8 +308,7 @@ def test_parseListSasReadsIkeAndChildSas() -> None:
     assert ike["state"] == "ESTABLISHED"
     assert ike["local-id"] == "C=CH, O=Example Org, CN=client1"
     assert ike["remote-id"] == "hub.example"
-    assert (ike["initiator-spi"], ike["responder-spi"]) == ("d9a7aeb62b62b3ec",
-                                                            "42dd557480358f6c")
+    assert (ike["initiator-spi"], ike["responder-spi"]) == ("d9a7aeb62b62b3ec", "42dd557480358f6c")
     assert ike["local-port"] == 4500
     assert ike["local-vips"] == ["198.51.100.1"]
     assert "integ-alg" not in ike
@@ -341,12 +360,15 @@ def test_parseKeyLogJoinsHexDumpsPerThreadAndIkeSa() -> None:
     [record] = parseKeyLog(KEY_LOG)
     assert record["ike"] == "rw|1"
     assert record["sharedSecret"] == bytes.fromhex(
-        "1D6EA9817127EF47DB2AC4B6D6465C8A5A3FFD94D6DA30825AB1F9875F058D04")
+        "1D6EA9817127EF47DB2AC4B6D6465C8A5A3FFD94D6DA30825AB1F9875F058D04"
+    )
     assert record["skEi"] == bytes.fromhex(
-        "0C4C2615D33743FB94E01CD783BD3A2579798977C7AB277902D51374AAC3D14BBAF4B988")
+        "0C4C2615D33743FB94E01CD783BD3A2579798977C7AB277902D51374AAC3D14BBAF4B988"
+    )
     [child] = record["children"]
     assert child["encrI"] == bytes.fromhex(
-        "57D7E4B709CB5E249A91723146BBA6A9103FF3A8F290D68FDA96365A640CD0D7EC30A336")
+        "57D7E4B709CB5E249A91723146BBA6A9103FF3A8F290D68FDA96365A640CD0D7EC30A336"
+    )
     assert (child["spiIn"], child["spiOut"]) == ("74446e64", "f28644fc")
     assert "integI" not in child
 
@@ -379,9 +401,14 @@ def test_capturedRequestIsStrongSwansTwoProposalIkeSaInit() -> None:
         length, transforms = int.from_bytes(sa[2:4], "big"), []
         offset = 8
         while offset < length:
-            transformLength = int.from_bytes(sa[offset + 2:offset + 4], "big")
-            transforms.append((sa[offset + 4], int.from_bytes(sa[offset + 6:offset + 8], "big"),
-                               sa[offset + 8:offset + transformLength].hex()))
+            transformLength = int.from_bytes(sa[offset + 2 : offset + 4], "big")
+            transforms.append(
+                (
+                    sa[offset + 4],
+                    int.from_bytes(sa[offset + 6 : offset + 8], "big"),
+                    sa[offset + 8 : offset + transformLength].hex(),
+                )
+            )
             offset += transformLength
         proposals.append(transforms)
         sa = sa[length:]
@@ -418,6 +445,8 @@ def test_keyOraclesFollowRfc7296() -> None:
 
     document = json.loads((DATA / "strongswan_keys.json").read_text())
     assert [e["ikeProposal"] for e in document["exchanges"]] == [
-        "aes256gcm16-prfsha384-x25519", "aes256-sha256-modp2048"]
+        "aes256gcm16-prfsha384-x25519",
+        "aes256-sha256-modp2048",
+    ]
     for exchange in document["exchanges"]:
         verifyExchange(exchange)

@@ -162,9 +162,7 @@ class KeyExchangeAndNonceTests(Scenario):
         spec = clientSpec(ikeProposals=ikeProposals("aes256gcm16-prfsha384-ecp256"))
         request = replacePayloads(
             validInitRequest(self.pair, spec),
-            lambda ps: [
-                KEPayload(19, b"\x01" * 64) if type(p) is KEPayload else p for p in ps
-            ],
+            lambda ps: [KEPayload(19, b"\x01" * 64) if type(p) is KEPayload else p for p in ps],
         )
         self.assertAnsweredWith(self.send(request), NotifyType.INVALID_SYNTAX)
         self.assertNoState()
@@ -211,7 +209,12 @@ class OutOfContextTests(Scenario):
 
     def test_invalidIkeSpiAnswersAreRateLimited(self):
         header = IKEHeader(
-            os.urandom(8), os.urandom(8), 0, ExchangeType.INFORMATIONAL, int(HeaderFlag.INITIATOR), 5
+            os.urandom(8),
+            os.urandom(8),
+            0,
+            ExchangeType.INFORMATIONAL,
+            int(HeaderFlag.INITIATOR),
+            5,
         )
         datagram = Message(header, (SKPayload(0, os.urandom(48)),)).toBytes()
         answers = sum(len(self.send(datagram)) for _ in range(100))

@@ -34,7 +34,9 @@ def exchangesSent(net, host, exchangeType, response=None):
         if source != host:
             continue
         header = IKEHeader.fromBytes(datagram)
-        if header.exchangeType == exchangeType and (response is None or header.isResponse == response):
+        if header.exchangeType == exchangeType and (
+            response is None or header.isResponse == response
+        ):
             found.append(datagram)
     return found
 
@@ -95,9 +97,7 @@ class EstablishTests(SynchronousTestCase):
             ("aes128gcm16-prfsha256-ecp256", "aes128gcm16"),
             ("chacha20poly1305-prfsha256-x25519", "chacha20poly1305"),
         ]:
-            settings = hubSettings(
-                ikeProposals=ikeProposals(ike), espProposals=espProposals(esp)
-            )
+            settings = hubSettings(ikeProposals=ikeProposals(ike), espProposals=espProposals(esp))
             pair = Pair(settings=settings)
             results, failures = pair.connect(
                 clientSpec(ikeProposals=ikeProposals(ike), espProposals=espProposals(esp))

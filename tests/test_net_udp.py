@@ -37,7 +37,9 @@ class FakeTransport:
 
 def protocolFor(isNattPort):
     endpoint, sad, counters, esp = FakeEndpoint(), SAD(), Counters(), []
-    protocol = IKEDatagramProtocol(endpoint, sad, counters, isNattPort, esp=lambda *a: esp.append(a))
+    protocol = IKEDatagramProtocol(
+        endpoint, sad, counters, isNattPort, esp=lambda *a: esp.append(a)
+    )
     protocol.transport = FakeTransport()
     protocol.startProtocol()
     return protocol, endpoint, sad, counters, esp
@@ -133,7 +135,9 @@ class DrainingPortTests(SynchronousTestCase):
         IKE to the endpoint, a keepalive absorbed, everything else to the datapath.
         """
         endpoint, esp, counters = FakeEndpoint(), [], Counters()
-        protocol = IKEDatagramProtocol(endpoint, SAD(), counters, True, esp=lambda *a: esp.append(a))
+        protocol = IKEDatagramProtocol(
+            endpoint, SAD(), counters, True, esp=lambda *a: esp.append(a)
+        )
         port = DrainingPort(0, protocol, "127.0.0.1")
         port.startListening()
         try:

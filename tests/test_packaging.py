@@ -38,8 +38,14 @@ def freshVenvWithDependencies(where: Path) -> Path:
     """
     venv.EnvBuilder(with_pip=True).create(where)
     purelib = subprocess.run(
-        [str(where / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        capture_output=True, text=True, check=True,
+        [
+            str(where / "bin" / "python"),
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('purelib'))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     import cryptography
     import twisted
@@ -60,7 +66,9 @@ def test_twistdListsIkehubInAFreshVirtualenv(tmp_path, editable):
     install = [str(bindir / "pip"), "install", "-q", "--no-deps"]
     install += ["-e", str(REPO)] if editable else [str(REPO)]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run(install, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    result = subprocess.run(
+        install, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     twistd = [str(bindir / "python"), "-c", TWISTD]
     help = subprocess.run(
@@ -70,7 +78,12 @@ def test_twistdListsIkehubInAFreshVirtualenv(tmp_path, editable):
     assert "ikehub" in help.stdout
     assert "IKEv2" in help.stdout
     check = subprocess.run(
-        twistd + ["ikehub", "--check"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+        twistd + ["ikehub", "--check"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
     )
     assert check.returncode == 0, check.stdout + check.stderr
     assert "hub.example.com" in check.stdout
@@ -106,7 +119,10 @@ def test_twistdRefusesABadConfigBeforeStarting(tmp_path):
     path.write_text(BAD_CONFIG)
     result = subprocess.run(
         [sys.executable, "-c", TWISTD, "-n", "--pidfile=", "ikehub", "--config", str(path)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
         env=dict(os.environ, PYTHONPATH=str(REPO)),
     )
     assert result.returncode != 0

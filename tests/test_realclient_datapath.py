@@ -41,7 +41,11 @@ def udpReceiveBufferErrors(net) -> int:
     """
     Datagrams the hub namespace's kernel dropped because a socket buffer was full.
     """
-    lines = [l.split() for l in net.run(net.hubNs, "cat", "/proc/net/snmp").stdout.splitlines() if l.startswith("Udp:")]
+    lines = [
+        row.split()
+        for row in net.run(net.hubNs, "cat", "/proc/net/snmp").stdout.splitlines()
+        if row.startswith("Udp:")
+    ]
     header, values = lines[0], lines[1]
     return int(values[header.index("RcvbufErrors")])
 
@@ -63,7 +67,14 @@ def hubCounters(hub, spiIn: str) -> dict:
 
 @pytest.mark.parametrize(
     "esp",
-    ["aes256gcm16", "aes128gcm16", "aes256-sha256", "aes128-sha384", "aes256-sha512", "chacha20poly1305"],
+    [
+        "aes256gcm16",
+        "aes128gcm16",
+        "aes256-sha256",
+        "aes128-sha384",
+        "aes256-sha512",
+        "chacha20poly1305",
+    ],
 )
 def test_pingThroughTheHubToTheLan(workdir, esp):
     """
@@ -71,9 +82,13 @@ def test_pingThroughTheHubToTheLan(workdir, esp):
     transform the hub offers by default.
     """
     requireRealClients()
-    with Topology() as net, HubProcess(net.hubNs, workdir / "hub", hubConfig()), StrongSwan(
-        net.clientNs[0], workdir / "c1", clientConfig(espProposals=esp), secrets=clientSecrets()
-    ) as client:
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", hubConfig()),
+        StrongSwan(
+            net.clientNs[0], workdir / "c1", clientConfig(espProposals=esp), secrets=clientSecrets()
+        ) as client,
+    ):
         assert client.initiate("home").returncode == 0, client.log()
         [vip] = onlyIkeSa(client)["local-vips"]
         assert net.ping(net.clientNs[0], LAN_HOST, count=3, source=vip), client.log()
@@ -85,15 +100,24 @@ def test_twoRoadWarriorsReachEachOtherThroughTheHub(workdir):
     requireRealClients()
     config = hubConfig()
     both = "203.0.113.0/24,198.51.100.0/24"
-    with Topology(clients=2) as net, HubProcess(net.hubNs, workdir / "hub", config), StrongSwan(
-        net.clientNs[0], workdir / "c1", clientConfig(remoteTs=both), secrets=clientSecrets(), label="c1"
-    ) as alice, StrongSwan(
-        net.clientNs[1],
-        workdir / "c2",
-        clientConfig(identity="bob@example.com", remoteTs=both),
-        secrets=clientSecrets("bob@example.com"),
-        label="c2",
-    ) as bob:
+    with (
+        Topology(clients=2) as net,
+        HubProcess(net.hubNs, workdir / "hub", config),
+        StrongSwan(
+            net.clientNs[0],
+            workdir / "c1",
+            clientConfig(remoteTs=both),
+            secrets=clientSecrets(),
+            label="c1",
+        ) as alice,
+        StrongSwan(
+            net.clientNs[1],
+            workdir / "c2",
+            clientConfig(identity="bob@example.com", remoteTs=both),
+            secrets=clientSecrets("bob@example.com"),
+            label="c2",
+        ) as bob,
+    ):
         assert alice.initiate("home").returncode == 0, alice.log()
         assert bob.initiate("home").returncode == 0, bob.log()
         [vipA] = onlyIkeSa(alice)["local-vips"]
@@ -118,11 +142,17 @@ psk = "{psk}"
 local_ts = ["203.0.113.0/24"]
 remote_ts = ["198.51.100.222/32"]
 """
-    config = hubConfig().replace("[[peers]]", hubExtraPeer.format(psk="real-client-test-psk-0123456789") + "\n[[peers]]", 1)
+    config = hubConfig().replace(
+        "[[peers]]", hubExtraPeer.format(psk="real-client-test-psk-0123456789") + "\n[[peers]]", 1
+    )
     clientConf = clientConfig(identity="branch.example.com", vips=False, localTs=f"{inner}/32")
-    with Topology() as net, HubProcess(net.hubNs, workdir / "hub", config), StrongSwan(
-        net.clientNs[0], workdir / "c1", clientConf, secrets=clientSecrets("branch.example.com")
-    ) as client:
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", config),
+        StrongSwan(
+            net.clientNs[0], workdir / "c1", clientConf, secrets=clientSecrets("branch.example.com")
+        ) as client,
+    ):
         net.run(net.clientNs[0], "ip", "addr", "add", f"{inner}/32", "dev", "lo", check=True)
         assert client.initiate("home").returncode == 0, client.log()
         child = childOf(client)
@@ -137,34 +167,49 @@ def test_tcpTransferArrivesWholeAndCountersAgree(workdir):
     """
     requireRealClients()
     size = 256 * 8000
-    with Topology() as net, HubProcess(net.hubNs, workdir / "hub", hubConfig()) as hub, StrongSwan(
-        net.clientNs[0], workdir / "c1", clientConfig(), secrets=clientSecrets()
-    ) as client:
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", hubConfig()) as hub,
+        StrongSwan(
+            net.clientNs[0], workdir / "c1", clientConfig(), secrets=clientSecrets()
+        ) as client,
+    ):
         assert client.initiate("home").returncode == 0, client.log()
         [vip] = onlyIkeSa(client)["local-vips"]
         kernelDropsBefore = udpReceiveBufferErrors(net)
         received = workdir / "received.bin"
         server = subprocess.Popen(
-            ["ip", "netns", "exec", net.lanNs, "python3", "-c",
-             "import socket,sys\n"
-             "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-             f"s.bind(('{LAN_HOST}', 5001)); s.listen(1); s.settimeout(20)\n"
-             "c,_=s.accept(); c.settimeout(20); n=0\n"
-             f"f=open('{received}','wb')\n"
-             "while True:\n"
-             "    d=c.recv(65536)\n"
-             "    if not d: break\n"
-             "    f.write(d); n+=len(d)\n"
-             "f.close(); print(n)\n"],
-            stdout=subprocess.PIPE, text=True,
+            [
+                "ip",
+                "netns",
+                "exec",
+                net.lanNs,
+                "python3",
+                "-c",
+                "import socket,sys\n"
+                "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                f"s.bind(('{LAN_HOST}', 5001)); s.listen(1); s.settimeout(20)\n"
+                "c,_=s.accept(); c.settimeout(20); n=0\n"
+                f"f=open('{received}','wb')\n"
+                "while True:\n"
+                "    d=c.recv(65536)\n"
+                "    if not d: break\n"
+                "    f.write(d); n+=len(d)\n"
+                "f.close(); print(n)\n",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         try:
             assert waitFor(lambda: "5001" in net.run(net.lanNs, "ss", "-ltn").stdout, timeout=5)
             sender = net.run(
-                net.clientNs[0], "python3", "-c",
+                net.clientNs[0],
+                "python3",
+                "-c",
                 "import socket,os\n"
                 f"data=bytes(range(256))*({size}//256)\n"
-                f"s=socket.create_connection(('{LAN_HOST}', 5001), source_address=('{vip}', 0), timeout=20)\n"
+                f"s=socket.create_connection(('{LAN_HOST}', 5001), "
+                f"source_address=('{vip}', 0), timeout=20)\n"
                 "s.sendall(data); s.close()\n",
                 timeout=30,
             )
@@ -197,7 +242,9 @@ def sniffEsp(count: int, timeout: float) -> list[bytes]:
     ESP datagrams (UDP payloads) leaving this namespace for the hub's NAT-T port, captured with
     a packet socket; call inside the client's namespace.
     """
-    sniffer = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))  # ETH_P_ALL: outgoing too
+    sniffer = socket.socket(
+        socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003)
+    )  # ETH_P_ALL: outgoing too
     sniffer.settimeout(0.2)
     captured: list[bytes] = []
     deadline = time.monotonic() + timeout
@@ -232,13 +279,17 @@ def test_replayedTamperedAndSpoofedEspIsDroppedAndCounted(workdir):
     of them, and the tunnel keeps working.
     """
     requireRealClients()
-    with Topology() as net, HubProcess(net.hubNs, workdir / "hub", hubConfig()) as hub, StrongSwan(
-        net.clientNs[0],
-        workdir / "c1",
-        clientConfig(espProposals="aes256gcm16"),
-        secrets=clientSecrets(),
-        saveKeys=True,
-    ) as client:
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", hubConfig()) as hub,
+        StrongSwan(
+            net.clientNs[0],
+            workdir / "c1",
+            clientConfig(espProposals="aes256gcm16"),
+            secrets=clientSecrets(),
+            saveKeys=True,
+        ) as client,
+    ):
         assert client.initiate("home").returncode == 0, client.log()
         [vip] = onlyIkeSa(client)["local-vips"]
         child = childOf(client)
@@ -274,7 +325,9 @@ def test_replayedTamperedAndSpoofedEspIsDroppedAndCounted(workdir):
         assert net.ping(net.clientNs[0], LAN_HOST, count=3, source=vip), "the tunnel broke"
         client.terminateIke("home")
         assert waitFor(lambda: "removed:" in hub.log())
-        line = next(l for l in hub.log().splitlines() if f"CHILD SA {child['spi-out']}/" in l)
+        line = next(
+            row for row in hub.log().splitlines() if f"CHILD SA {child['spi-out']}/" in row
+        )
         drops = ast.literal_eval(line.split("drops ", 1)[1])
         assert drops == {"replay": 4, "icv": 4, "selector": 1}, line
 
@@ -286,7 +339,16 @@ def ipv4Udp(source: str, destination: str) -> bytes:
     payload = b"forged"
     udp = struct.pack("!HHHH", 40000, 9, 8 + len(payload), 0) + payload
     header = struct.pack(
-        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
-        socket.inet_aton(source), socket.inet_aton(destination),
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(udp),
+        0,
+        0,
+        64,
+        17,
+        0,
+        socket.inet_aton(source),
+        socket.inet_aton(destination),
     )
     return header + udp

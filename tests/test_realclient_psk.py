@@ -53,9 +53,16 @@ def assertTunnel(client, encr=None):
 )
 def test_pskEstablishesWithVirtualIpAndDns(workdir, proposals, encr, dh):
     requireRealClients()
-    with Topology() as net, HubProcess(net.hubNs, workdir / "hub", hubConfig()) as hub, StrongSwan(
-        net.clientNs[0], workdir / "c1", clientConfig(proposals=proposals), secrets=clientSecrets()
-    ) as client:
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", hubConfig()) as hub,
+        StrongSwan(
+            net.clientNs[0],
+            workdir / "c1",
+            clientConfig(proposals=proposals),
+            secrets=clientSecrets(),
+        ) as client,
+    ):
         result = client.initiate("home")
         assert result.returncode == 0, client.log()
         sa, child, vip = assertTunnel(client, encr)
@@ -73,9 +80,16 @@ def test_invalidKeRetryWithTheHubsPreferredGroup(workdir):
     """
     requireRealClients()
     proposals = "aes256gcm16-prfsha384-ecp256-x25519"
-    with Topology() as net, HubProcess(net.hubNs, workdir / "hub", hubConfig()), StrongSwan(
-        net.clientNs[0], workdir / "c1", clientConfig(proposals=proposals), secrets=clientSecrets()
-    ) as client:
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", hubConfig()),
+        StrongSwan(
+            net.clientNs[0],
+            workdir / "c1",
+            clientConfig(proposals=proposals),
+            secrets=clientSecrets(),
+        ) as client,
+    ):
         assert client.initiate("home").returncode == 0, client.log()
         sa, _, _ = assertTunnel(client)
         assert sa["dh-group"] == "CURVE_25519"
@@ -85,15 +99,18 @@ def test_invalidKeRetryWithTheHubsPreferredGroup(workdir):
 def test_twoClientsGetDifferentAddresses(workdir):
     requireRealClients()
     with Topology(clients=2) as net, HubProcess(net.hubNs, workdir / "hub", hubConfig()):
-        with StrongSwan(
-            net.clientNs[0], workdir / "c1", clientConfig(), secrets=clientSecrets(), label="c1"
-        ) as alice, StrongSwan(
-            net.clientNs[1],
-            workdir / "c2",
-            clientConfig(identity="bob@example.com"),
-            secrets=clientSecrets("bob@example.com"),
-            label="c2",
-        ) as bob:
+        with (
+            StrongSwan(
+                net.clientNs[0], workdir / "c1", clientConfig(), secrets=clientSecrets(), label="c1"
+            ) as alice,
+            StrongSwan(
+                net.clientNs[1],
+                workdir / "c2",
+                clientConfig(identity="bob@example.com"),
+                secrets=clientSecrets("bob@example.com"),
+                label="c2",
+            ) as bob,
+        ):
             assert alice.initiate("home").returncode == 0, alice.log()
             assert bob.initiate("home").returncode == 0, bob.log()
             _, _, vipA = assertTunnel(alice)
@@ -107,9 +124,13 @@ def test_staticClientWithoutVirtualIp(workdir):
     """
     requireRealClients()
     config = clientConfig(identity="static.example.com", vips=False)
-    with Topology() as net, HubProcess(net.hubNs, workdir / "hub", hubConfig()), StrongSwan(
-        net.clientNs[0], workdir / "c1", config, secrets=clientSecrets("static.example.com")
-    ) as client:
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", hubConfig()),
+        StrongSwan(
+            net.clientNs[0], workdir / "c1", config, secrets=clientSecrets("static.example.com")
+        ) as client,
+    ):
         assert client.initiate("home").returncode == 0, client.log()
         sa = onlyIkeSa(client)
         [child] = sa["child-sas"]
@@ -145,9 +166,13 @@ def test_wrongPskFailsAndLeavesNothingBehind(workdir):
 
 def test_clientDeletesTheIkeSa(workdir):
     requireRealClients()
-    with Topology() as net, HubProcess(net.hubNs, workdir / "hub", hubConfig()) as hub, StrongSwan(
-        net.clientNs[0], workdir / "c1", clientConfig(), secrets=clientSecrets()
-    ) as client:
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", hubConfig()) as hub,
+        StrongSwan(
+            net.clientNs[0], workdir / "c1", clientConfig(), secrets=clientSecrets()
+        ) as client,
+    ):
         assert client.initiate("home").returncode == 0, client.log()
         result = client.terminateIke("home")
         assert result.returncode == 0, client.log()
@@ -157,9 +182,13 @@ def test_clientDeletesTheIkeSa(workdir):
 
 def test_hubDeletesEverySaOnShutdown(workdir):
     requireRealClients()
-    with Topology() as net, HubProcess(net.hubNs, workdir / "hub", hubConfig()) as hub, StrongSwan(
-        net.clientNs[0], workdir / "c1", clientConfig(), secrets=clientSecrets()
-    ) as client:
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", hubConfig()) as hub,
+        StrongSwan(
+            net.clientNs[0], workdir / "c1", clientConfig(), secrets=clientSecrets()
+        ) as client,
+    ):
         assert client.initiate("home").returncode == 0, client.log()
         assertTunnel(client)
         hub.stop()
@@ -175,16 +204,18 @@ def test_hubOnNonStandardPorts(workdir):
     """
     requireRealClients()
     config = hubConfig(port=10500, nattPort=14500)
-    with Topology() as net, HubProcess(
-        net.hubNs, workdir / "hub", config, ports=(10500, 14500)
-    ), StrongSwan(
-        net.clientNs[0],
-        workdir / "c1",
-        clientConfig(remotePort=10500),
-        secrets=clientSecrets(),
-        port=11500,
-        portNatt=14501,
-    ) as client:
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", config, ports=(10500, 14500)),
+        StrongSwan(
+            net.clientNs[0],
+            workdir / "c1",
+            clientConfig(remotePort=10500),
+            secrets=clientSecrets(),
+            port=11500,
+            portNatt=14501,
+        ) as client,
+    ):
         assert client.initiate("home").returncode == 0, client.log()
         sa, _, _ = assertTunnel(client)
         assert int(sa["remote-port"]) == 10500
@@ -198,13 +229,17 @@ def test_keysMatchWhatTheClientDerived(workdir):
     requireRealClients()
     keyTable = workdir / "hub-keys.txt"
     config = hubConfig(hubExtra=f'save_keys = "{keyTable}"')
-    with Topology() as net, HubProcess(net.hubNs, workdir / "hub", config), StrongSwan(
-        net.clientNs[0],
-        workdir / "c1",
-        clientConfig(proposals="aes256-sha256-modp2048"),
-        secrets=clientSecrets(),
-        saveKeys=True,
-    ) as client:
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", config),
+        StrongSwan(
+            net.clientNs[0],
+            workdir / "c1",
+            clientConfig(proposals="aes256-sha256-modp2048"),
+            secrets=clientSecrets(),
+            saveKeys=True,
+        ) as client,
+    ):
         assert client.initiate("home").returncode == 0, client.log()
         [logged] = client.keys()
         [line] = keyTable.read_text().splitlines()
@@ -231,9 +266,11 @@ def test_readmeClientConnectsToTheShippedConfiguration(workdir):
     """
     requireRealClients()
     shipped = (Path(__file__).resolve().parent.parent / "etc" / "ikehub.toml").read_text()
-    with Topology() as net, HubProcess(net.hubNs, workdir / "hub", shipped), StrongSwan(
-        net.clientNs[0], workdir / "c1", readmeClientConfig()
-    ) as client:
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", shipped),
+        StrongSwan(net.clientNs[0], workdir / "c1", readmeClientConfig()) as client,
+    ):
         assert client.initiate("hub").returncode == 0, client.log()
         sa = onlyIkeSa(client)
         assert sa["state"] == "ESTABLISHED"

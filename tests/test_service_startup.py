@@ -31,6 +31,9 @@ def test_hubRunsWithoutTun(tmp_path_factory):
     requireRealClients()
     workdir = tmp_path_factory.mktemp("st")
     config = hubConfig() + "\n[tun]\nenabled = false\n"
-    with Topology(clients=1, lan=False) as net, HubProcess(net.hubNs, workdir / "hub", config) as hub:
+    with (
+        Topology(clients=1, lan=False) as net,
+        HubProcess(net.hubNs, workdir / "hub", config) as hub,
+    ):
         assert hub.running
         assert "packets via none" in hub.log()

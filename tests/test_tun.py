@@ -69,8 +69,19 @@ def internetChecksum(data: bytes) -> int:
 def icmpEcho(src: str, dst: str, ident: int, seq: int, payload: bytes) -> bytes:
     icmp = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + payload
     icmp = icmp[:2] + struct.pack("!H", internetChecksum(icmp)) + icmp[4:]
-    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), 0x1234, 0, 64, 1, 0,
-                         socket.inet_aton(src), socket.inet_aton(dst))
+    header = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(icmp),
+        0x1234,
+        0,
+        64,
+        1,
+        0,
+        socket.inet_aton(src),
+        socket.inet_aton(dst),
+    )
     header = header[:10] + struct.pack("!H", internetChecksum(header)) + header[12:]
     return header + icmp
 
@@ -88,16 +99,19 @@ def parseIpv4(packet: bytes) -> tuple[str, str, int, bytes] | None:
     if len(packet) < 20 or packet[0] >> 4 != 4:
         return None
     headerLength = (packet[0] & 15) * 4
-    return (socket.inet_ntoa(packet[12:16]), socket.inet_ntoa(packet[16:20]), packet[9],
-            packet[headerLength:])
+    return (
+        socket.inet_ntoa(packet[12:16]),
+        socket.inet_ntoa(packet[16:20]),
+        packet[9],
+        packet[headerLength:],
+    )
 
 
 # -- namespaces ---------------------------------------------------------------------------
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10,
-                            check=False)
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10, check=False)
     if check and result.returncode:
         raise AssertionError(f"ip {' '.join(args)}: {result.stderr.strip()}")
     return result
@@ -150,8 +164,9 @@ class NamespaceTestCase(SynchronousTestCase):
         self.addCleanup(entered.__exit__, None, None, None)
         self.reactor = FakeReactor()
 
-    def createDevice(self, name: str = "ikehub0", mtu: int = 1400, addresses=(TUN_ADDRESS,),
-                     routes=(ROUTED,)) -> TunDevice:
+    def createDevice(
+        self, name: str = "ikehub0", mtu: int = 1400, addresses=(TUN_ADDRESS,), routes=(ROUTED,)
+    ) -> TunDevice:
         device = TunDevice.create(name, mtu, list(addresses), list(routes), self.reactor)
         self.addCleanup(device.close)
         return device
@@ -182,8 +197,10 @@ class TunDeviceTests(NamespaceTestCase):
         Routing the address's own prefix (which the kernel already routes) is not an error, and
         an IPv6 address is usable at once, not tentative.
         """
-        self.createDevice(addresses=(TUN_ADDRESS, TUN_ADDRESS6),
-                          routes=(TUN_ADDRESS.network, TUN_ADDRESS6.network, ROUTED))
+        self.createDevice(
+            addresses=(TUN_ADDRESS, TUN_ADDRESS6),
+            routes=(TUN_ADDRESS.network, TUN_ADDRESS6.network, ROUTED),
+        )
         self.assertIn("198.51.100.0/24 dev ikehub0", ip("route", "show").stdout)
         self.assertIn("2001:db8:7::/64 dev ikehub0", ip("-6", "route", "show").stdout)
         self.assertNotIn("tentative", ip("-6", "address", "show", "dev", "ikehub0").stdout)
@@ -229,8 +246,9 @@ class TunDeviceTests(NamespaceTestCase):
         device.writePacket(icmp6Echo(PEER6, "2001:db8:7::1", 0x4243, 9, b"ikehub ping6"))
 
         def isReply(packet):
-            return len(packet) > 48 and packet[0] >> 4 == 6 and packet[6] == 58 \
-                and packet[40] == 129
+            return (
+                len(packet) > 48 and packet[0] >> 4 == 6 and packet[6] == 58 and packet[40] == 129
+            )
 
         reply = readUntil(device, isReply)
         self.assertEqual(reply[24:40], ipaddress.IPv6Address(PEER6).packed)
@@ -317,8 +335,10 @@ class TunStartErrorTests(NamespaceTestCase):
         self.createDevice()
         with self.assertRaises(TunError) as caught:
             TunDevice.create("ikehub0", 1400, [], [], self.reactor)
-        self.assertEqual(str(caught.exception),
-                         "a device named ikehub0 exists; choose another name in [tun] name")
+        self.assertEqual(
+            str(caught.exception),
+            "a device named ikehub0 exists; choose another name in [tun] name",
+        )
 
     def test_nameOfNonTunDeviceInUse(self):
         """A name taken by another kind of device (loopback) fails the same way."""
@@ -332,8 +352,7 @@ class TunStartErrorTests(NamespaceTestCase):
             TunDevice.create("ikehub0123456789", 1400, [], [], self.reactor)
         self.assertIn("at most 15", str(caught.exception))
         self.assertIn("ikehub0123456789", str(caught.exception))
-        self.assertNotEqual(ip("link", "show", "dev", "ikehub012345678", check=False).returncode,
-                            0)
+        self.assertNotEqual(ip("link", "show", "dev", "ikehub012345678", check=False).returncode, 0)
 
     def test_ipFailureQuotesStderrAndLeavesNothing(self):
         """
@@ -357,12 +376,21 @@ class TunStartErrorTests(NamespaceTestCase):
             if prctl(24, 12, 0, 0, 0) != 0:  # PR_CAPBSET_DROP, CAP_NET_ADMIN
                 os._exit(99)
 
-        code = ("from ikehub.net.tun import TunDevice, TunError\n"
-                "try:\n    TunDevice.create('ikehub0', 1400, [], [], None)\n"
-                "except TunError as e:\n    print(e)\n")
+        code = (
+            "from ikehub.net.tun import TunDevice, TunError\n"
+            "try:\n    TunDevice.create('ikehub0', 1400, [], [], None)\n"
+            "except TunError as e:\n    print(e)\n"
+        )
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                timeout=60, env=env, preexec_fn=dropNetAdmin, check=False)
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            preexec_fn=dropNetAdmin,
+            check=False,
+        )
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("needs CAP_NET_ADMIN: run as root or grant the capability", result.stdout)
 

@@ -49,9 +49,7 @@ class HeaderEncodingTests(SynchronousTestCase):
 
     def test_roundTripsLargeValues(self) -> None:
         """Message IDs and lengths use all 32 bits, and survive a round trip."""
-        header = IKEHeader(
-            b"\xff" * 8, b"\xee" * 8, 46, 37, 0x28, 0xFFFFFFFF, 0xFFFFFFFF
-        )
+        header = IKEHeader(b"\xff" * 8, b"\xee" * 8, 46, 37, 0x28, 0xFFFFFFFF, 0xFFFFFFFF)
         self.assertEqual(IKEHeader.fromBytes(header.toBytes()), header)
 
     def test_parsesOnlyTheFirst28Bytes(self) -> None:

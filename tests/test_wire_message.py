@@ -38,9 +38,7 @@ from ikehub.wire.constants import (
     TransformType,
 )
 
-STRONGSWAN_CAPTURE = (
-    Path(__file__).parent / "data" / "strongswan_ike_sa_init_request.bin"
-)
+STRONGSWAN_CAPTURE = Path(__file__).parent / "data" / "strongswan_ike_sa_init_request.bin"
 STRONGSWAN_RESPONSE = Path(__file__).parent / "data" / "strongswan_ike_sa_init_response.bin"
 
 SPI_I = bytes.fromhex("1111111111111111")
@@ -71,11 +69,7 @@ def header(nextPayload: int = 0, length: int = 0) -> IKEHeader:
 
 def generic(nextType: int, body: bytes, critical: bool = False) -> bytes:
     """A payload with its generic header, by hand."""
-    return (
-        bytes([nextType, 0x80 if critical else 0])
-        + (4 + len(body)).to_bytes(2, "big")
-        + body
-    )
+    return bytes([nextType, 0x80 if critical else 0]) + (4 + len(body)).to_bytes(2, "big") + body
 
 
 def datagram(firstType: int, chain: bytes) -> bytes:
@@ -116,17 +110,13 @@ class StrongSwanCaptureTests(SynchronousTestCase):
         """SA, KE, Nonce first; then only notifies and vendor IDs."""
         types = [p.PAYLOAD_TYPE for p in self.message.payloads]
         self.assertEqual(types[:3], [PayloadType.SA, PayloadType.KE, PayloadType.NONCE])
-        self.assertLessEqual(
-            set(types[3:]), {PayloadType.NOTIFY, PayloadType.VENDOR_ID}
-        )
+        self.assertLessEqual(set(types[3:]), {PayloadType.NOTIFY, PayloadType.VENDOR_ID})
         sa = self.message.get(SAPayload)
         for proposal in sa.proposals:
             self.assertEqual(proposal.protocolId, ProtocolId.IKE)
             self.assertEqual(proposal.spi, b"")
         groups = {
-            t.transformId
-            for t in sa.proposals[0].transforms
-            if t.transformType == TransformType.KE
+            t.transformId for t in sa.proposals[0].transforms if t.transformType == TransformType.KE
         }
         self.assertIn(self.message.get(KEPayload).group, groups)
         self.assertTrue(16 <= len(self.message.get(NoncePayload).nonce) <= 256)
@@ -141,9 +131,7 @@ class StrongSwanCaptureTests(SynchronousTestCase):
             NotifyType.SIGNATURE_HASH_ALGORITHMS,
         ):
             self.assertIn(expected, types)
-        self.assertEqual(
-            len(self.message.getNotify(NotifyType.NAT_DETECTION_SOURCE_IP).data), 20
-        )
+        self.assertEqual(len(self.message.getNotify(NotifyType.NAT_DETECTION_SOURCE_IP).data), 20)
 
     def test_reencodesByteForByte(self) -> None:
         """Nothing strongSwan sends is lost or reordered by decoding."""
@@ -205,17 +193,13 @@ class MessageEncodingTests(SynchronousTestCase):
 
     def test_headerFieldsRecomputed(self) -> None:
         """Stale nextPayload and length in the header are replaced on encoding."""
-        stale = Message(
-            header(PayloadType.SA, 9999), Message.fromBytes(INFORMATIONAL).payloads
-        )
+        stale = Message(header(PayloadType.SA, 9999), Message.fromBytes(INFORMATIONAL).payloads)
         self.assertEqual(stale.toBytes(), INFORMATIONAL)
 
     def test_emptyMessage(self) -> None:
         """A message without payloads is a bare header: next payload 0, length 28."""
         data = Message(header(), ()).toBytes()
-        self.assertEqual(
-            data, INFORMATIONAL[:16] + bytes.fromhex("00202508000000010000001c")
-        )
+        self.assertEqual(data, INFORMATIONAL[:16] + bytes.fromhex("00202508000000010000001c"))
         self.assertEqual(Message.fromBytes(data).payloads, ())
 
     def test_payloadListBecomesTuple(self) -> None:
@@ -239,13 +223,9 @@ class ChainEncodingTests(SynchronousTestCase):
 
     def test_linksPayloadsByType(self) -> None:
         """Each generic header names the following payload's type, the last 0."""
-        firstType, chain = encodePayloadChain(
-            [NoncePayload(b"\x01" * 4), VendorIDPayload(b"v")]
-        )
+        firstType, chain = encodePayloadChain([NoncePayload(b"\x01" * 4), VendorIDPayload(b"v")])
         self.assertEqual(firstType, PayloadType.NONCE)
-        self.assertEqual(
-            chain, generic(PayloadType.VENDOR_ID, b"\x01" * 4) + generic(0, b"v")
-        )
+        self.assertEqual(chain, generic(PayloadType.VENDOR_ID, b"\x01" * 4) + generic(0, b"v"))
 
     def test_skWritesFirstPayloadAsItsNext(self) -> None:
         """An SK payload's own next-payload field holds its firstPayload."""
@@ -261,16 +241,12 @@ class ChainEncodingTests(SynchronousTestCase):
         """An SKF payload's own next-payload field holds its firstPayload."""
         firstType, chain = encodePayloadChain([SKFPayload(PayloadType.IDi, 1, 2, b"c")])
         self.assertEqual(firstType, PayloadType.SKF)
-        self.assertEqual(
-            chain, generic(PayloadType.IDi, bytes.fromhex("00010002") + b"c")
-        )
+        self.assertEqual(chain, generic(PayloadType.IDi, bytes.fromhex("00010002") + b"c"))
 
     def test_skMustBeLast(self) -> None:
         """Nothing can follow SK or SKF: their next-payload field is taken."""
         for encrypted in (SKPayload(0, b""), SKFPayload(0, 1, 1, b"")):
-            self.assertRaises(
-                ValueError, encodePayloadChain, [encrypted, NoncePayload(b"n" * 16)]
-            )
+            self.assertRaises(ValueError, encodePayloadChain, [encrypted, NoncePayload(b"n" * 16)])
 
     def test_payloadTooLong(self) -> None:
         """A payload whose length does not fit 16 bits cannot be encoded."""
@@ -295,17 +271,13 @@ class ChainDecodingTests(SynchronousTestCase):
     def test_genericHeaderTruncated(self) -> None:
         """A chain that promises a payload but has under 4 bytes is a TruncatedError."""
         for data in (b"", b"\x00", b"\x00\x00\x00"):
-            self.assertRaises(
-                TruncatedError, decodePayloadChain, PayloadType.NONCE, data
-            )
+            self.assertRaises(TruncatedError, decodePayloadChain, PayloadType.NONCE, data)
 
     def test_payloadLengthBelowHeader(self) -> None:
         """Payload lengths 0 to 3 are a BadLengthError (never a loop or a bad slice)."""
         for length in range(4):
             data = b"\x00\x00" + length.to_bytes(2, "big") + b"\x00" * 8
-            self.assertRaises(
-                BadLengthError, decodePayloadChain, PayloadType.NONCE, data
-            )
+            self.assertRaises(BadLengthError, decodePayloadChain, PayloadType.NONCE, data)
 
     def test_payloadLengthBeyondData(self) -> None:
         """A payload length past the end of the data is a BadLengthError."""
@@ -323,9 +295,7 @@ class ChainDecodingTests(SynchronousTestCase):
         whose notify data is the type as one byte (RFC 7296 section 2.5).
         """
         data = generic(PayloadType.NONCE, b"???", critical=True) + generic(0, b"n" * 16)
-        error = self.assertRaises(
-            UnsupportedCriticalPayload, decodePayloadChain, 200, data
-        )
+        error = self.assertRaises(UnsupportedCriticalPayload, decodePayloadChain, 200, data)
         self.assertEqual(error.payloadType, 200)
         self.assertEqual(error.notifyType, NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD)
         self.assertEqual(error.notifyData, b"\xc8")
@@ -346,20 +316,14 @@ class ChainDecodingTests(SynchronousTestCase):
     def test_criticalBitIgnoredOnKnownPayload(self) -> None:
         """The critical bit on a payload we understand changes nothing."""
         data = generic(0, b"n" * 16, critical=True)
-        self.assertEqual(
-            decodePayloadChain(PayloadType.NONCE, data), (NoncePayload(b"n" * 16),)
-        )
+        self.assertEqual(decodePayloadChain(PayloadType.NONCE, data), (NoncePayload(b"n" * 16),))
 
     def test_tooManyPayloads(self) -> None:
         """64 payloads are fine, a 65th is a ParseError."""
         nonce = generic(PayloadType.NONCE, b"n" * 16)
         last = generic(0, b"n" * 16)
-        self.assertEqual(
-            len(decodePayloadChain(PayloadType.NONCE, nonce * 63 + last)), 64
-        )
-        self.assertRaises(
-            ParseError, decodePayloadChain, PayloadType.NONCE, nonce * 64 + last
-        )
+        self.assertEqual(len(decodePayloadChain(PayloadType.NONCE, nonce * 63 + last)), 64)
+        self.assertRaises(ParseError, decodePayloadChain, PayloadType.NONCE, nonce * 64 + last)
 
     def test_skippedPayloadsCountTowardsTheLimit(self) -> None:
         """65 empty unknown payloads are as many as 65 known ones."""
@@ -369,9 +333,7 @@ class ChainDecodingTests(SynchronousTestCase):
     def test_customLimit(self) -> None:
         """maxPayloads sets the limit."""
         data = generic(PayloadType.NONCE, b"n" * 16) + generic(0, b"n" * 16)
-        self.assertRaises(
-            ParseError, decodePayloadChain, PayloadType.NONCE, data, maxPayloads=1
-        )
+        self.assertRaises(ParseError, decodePayloadChain, PayloadType.NONCE, data, maxPayloads=1)
 
     def test_skEndsTheChain(self) -> None:
         """SK's next-payload field becomes firstPayload, not another payload to walk."""

@@ -218,9 +218,7 @@ class ExampleTests(SynchronousTestCase):
 
     def test_examplesCoverEveryPayloadClass(self) -> None:
         """The examples above leave no payload class untested."""
-        self.assertEqual(
-            {type(payload) for payload, _ in EXAMPLES}, set(PAYLOAD_CLASSES.values())
-        )
+        self.assertEqual({type(payload) for payload, _ in EXAMPLES}, set(PAYLOAD_CLASSES.values()))
 
     def test_payloadClassesByType(self) -> None:
         """PAYLOAD_CLASSES maps every RFC 7296 / RFC 7383 type to its class."""
@@ -371,9 +369,7 @@ class ProposalErrorTests(SynchronousTestCase):
 
     def test_bytesAfterLastProposal(self) -> None:
         """Bytes after the proposal marked last are a BadLengthError."""
-        self.assertRaises(
-            BadLengthError, SAPayload.fromBody, IKE_PROPOSAL_BODY + IKE_PROPOSAL_BODY
-        )
+        self.assertRaises(BadLengthError, SAPayload.fromBody, IKE_PROPOSAL_BODY + IKE_PROPOSAL_BODY)
 
     def test_badProposalMarker(self) -> None:
         """A proposal marker other than 0 or 2 is a ParseError."""
@@ -424,9 +420,7 @@ class SimplePayloadErrorTests(SynchronousTestCase):
 
     def test_notifySPIBeyondPayload(self) -> None:
         """A Notify SPI size larger than what follows is a BadLengthError."""
-        self.assertRaises(
-            BadLengthError, NotifyPayload.fromBody, h("03", "04", "4009", "112233")
-        )
+        self.assertRaises(BadLengthError, NotifyPayload.fromBody, h("03", "04", "4009", "112233"))
 
     def test_idKeepsReservedBytes(self) -> None:
         """
@@ -459,9 +453,7 @@ class DeleteTests(SynchronousTestCase):
 
     def test_ikeWithTrailingBytes(self) -> None:
         """An IKE Delete has nothing after its fixed fields."""
-        self.assertRaises(
-            BadLengthError, DeletePayload.fromBody, h("01", "00", "0000", "11223344")
-        )
+        self.assertRaises(BadLengthError, DeletePayload.fromBody, h("01", "00", "0000", "11223344"))
 
     def test_countMismatch(self) -> None:
         """An ESP Delete counting 3 SPIs but holding 2 is a BadLengthError."""
@@ -515,29 +507,21 @@ class TrafficSelectorTests(SynchronousTestCase):
 
     def test_fromNetwork(self) -> None:
         """A network becomes the range from its network to its broadcast address."""
-        selector = TrafficSelector.fromNetwork(
-            ip_network("2001:db8::/32"), 17, 500, 500
-        )
+        selector = TrafficSelector.fromNetwork(ip_network("2001:db8::/32"), 17, 500, 500)
         self.assertEqual(selector.tsType, TSType.TS_IPV6_ADDR_RANGE)
         self.assertEqual(selector.start, ip_address("2001:db8::"))
-        self.assertEqual(
-            selector.end, ip_address("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff")
-        )
+        self.assertEqual(selector.end, ip_address("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"))
         self.assertEqual(
             (selector.ipProtocol, selector.startPort, selector.endPort), (17, 500, 500)
         )
 
     def test_fromRange(self) -> None:
         """A range keeps its endpoints and defaults to any protocol and port."""
-        selector = TrafficSelector.fromRange(
-            ip_address("192.0.2.5"), ip_address("192.0.2.9")
-        )
+        selector = TrafficSelector.fromRange(ip_address("192.0.2.5"), ip_address("192.0.2.9"))
         self.assertEqual(selector.tsType, TSType.TS_IPV4_ADDR_RANGE)
         self.assertEqual(selector.startAddress, h("c0000205"))
         self.assertEqual(selector.endAddress, h("c0000209"))
-        self.assertEqual(
-            (selector.ipProtocol, selector.startPort, selector.endPort), (0, 0, 65535)
-        )
+        self.assertEqual((selector.ipProtocol, selector.startPort, selector.endPort), (0, 0, 65535))
 
     def test_fromRangeMixedFamilies(self) -> None:
         """A range from an IPv4 to an IPv6 address is a programming error."""
@@ -550,12 +534,8 @@ class TrafficSelectorTests(SynchronousTestCase):
 
     def test_constructorChecksAddressSizes(self) -> None:
         """Type 7 with 16-byte addresses, or an unknown type, is a programming error."""
-        self.assertRaises(
-            ValueError, TrafficSelector, 7, 0, 0, 65535, bytes(16), bytes(16)
-        )
-        self.assertRaises(
-            ValueError, TrafficSelector, 9, 0, 0, 65535, bytes(4), bytes(4)
-        )
+        self.assertRaises(ValueError, TrafficSelector, 7, 0, 0, 65535, bytes(16), bytes(16))
+        self.assertRaises(ValueError, TrafficSelector, 9, 0, 0, 65535, bytes(4), bytes(4))
 
     def test_strLikeStrongSwan(self) -> None:
         """str() prints subnets, ranges and protocol/port the way strongSwan logs them."""
@@ -567,15 +547,11 @@ class TrafficSelectorTests(SynchronousTestCase):
             (TrafficSelector.fromNetwork(net("::/0")), "::/0"),
             (TrafficSelector.fromNetwork(net("2001:db8::/32")), "2001:db8::/32"),
             (
-                TrafficSelector.fromRange(
-                    ip_address("192.0.2.5"), ip_address("192.0.2.9")
-                ),
+                TrafficSelector.fromRange(ip_address("192.0.2.5"), ip_address("192.0.2.9")),
                 "192.0.2.5..192.0.2.9",
             ),
             (
-                TrafficSelector.fromRange(
-                    ip_address("10.0.0.1"), ip_address("10.0.0.2")
-                ),
+                TrafficSelector.fromRange(ip_address("10.0.0.1"), ip_address("10.0.0.2")),
                 "10.0.0.1..10.0.0.2",
             ),
             (TrafficSelector.fromNetwork(net("192.0.2.0/24"), 6), "192.0.2.0/24[tcp]"),
@@ -654,21 +630,15 @@ class ConfigurationTests(SynchronousTestCase):
 class EAPTests(SynchronousTestCase):
     def test_lengthFieldTooLarge(self) -> None:
         """An EAP length field larger than the message is a BadLengthError."""
-        self.assertRaises(
-            BadLengthError, EAPPayload.fromBody, h("01", "01", "0006", "01")
-        )
+        self.assertRaises(BadLengthError, EAPPayload.fromBody, h("01", "01", "0006", "01"))
 
     def test_lengthFieldTooSmall(self) -> None:
         """An EAP length field smaller than the message is a BadLengthError."""
-        self.assertRaises(
-            BadLengthError, EAPPayload.fromBody, h("03", "01", "0004", "01")
-        )
+        self.assertRaises(BadLengthError, EAPPayload.fromBody, h("03", "01", "0004", "01"))
 
     def test_successMessage(self) -> None:
         """A bare 4-byte EAP-Success decodes."""
-        self.assertEqual(
-            EAPPayload.fromBody(h("03", "01", "0004")).message, h("03010004")
-        )
+        self.assertEqual(EAPPayload.fromBody(h("03", "01", "0004")).message, h("03010004"))
 
     def test_constructorChecksLength(self) -> None:
         """Building an EAP payload whose length field lies is a programming error."""

@@ -48,9 +48,7 @@ def tuples(strategy, minSize=0, maxSize=4):
 
 
 transforms = st.builds(Transform, u8, u16, st.none() | u16)
-proposals = st.builds(
-    Proposal, u8, u8, st.binary(max_size=16), tuples(transforms, maxSize=8)
-)
+proposals = st.builds(Proposal, u8, u8, st.binary(max_size=16), tuples(transforms, maxSize=8))
 
 
 def selectors():
@@ -78,9 +76,7 @@ def eapMessages():
 
 def skfPayloads():
     return st.integers(1, 0xFFFF).flatmap(
-        lambda total: st.builds(
-            SKFPayload, u8, st.integers(1, total), st.just(total), blobs
-        )
+        lambda total: st.builds(SKFPayload, u8, st.integers(1, total), st.just(total), blobs)
     )
 
 
@@ -108,9 +104,7 @@ plainPayloads = st.one_of(
     st.builds(
         CPPayload,
         u8,
-        tuples(
-            st.builds(ConfigAttribute, st.integers(0, 0x7FFF), st.binary(max_size=16))
-        ),
+        tuples(st.builds(ConfigAttribute, st.integers(0, 0x7FFF), st.binary(max_size=16))),
     ),
     st.builds(EAPPayload, eapMessages()),
 )
@@ -290,9 +284,7 @@ def test_truncations(message: Message, data: st.DataObject) -> None:
 
 @settings(max_examples=300)
 @given(u8, st.binary(max_size=200), st.integers(0, 70))
-def test_chainDecoderRaisesOnlyParseError(
-    firstType: int, chain: bytes, maxPayloads: int
-) -> None:
+def test_chainDecoderRaisesOnlyParseError(firstType: int, chain: bytes, maxPayloads: int) -> None:
     """decodePayloadChain on arbitrary input returns payloads or raises ParseError."""
     try:
         payloads = decodePayloadChain(firstType, chain, maxPayloads)

@@ -26,8 +26,16 @@ from .hub import HubProcess
 from .netns import HarnessError, Topology
 from .strongswan import CHARON, PLUGIN_DIR, PLUGINS, StrongSwan, parseKeyLog, parseListSas
 
-__all__ = ["HarnessError", "HubProcess", "StrongSwan", "Topology", "missingRequirements",
-           "parseKeyLog", "parseListSas", "requireRealClients"]
+__all__ = [
+    "HarnessError",
+    "HubProcess",
+    "StrongSwan",
+    "Topology",
+    "missingRequirements",
+    "parseKeyLog",
+    "parseListSas",
+    "requireRealClients",
+]
 
 SKIP_VARIABLE = "IKEHUB_SKIP_REALCLIENT"
 
@@ -38,18 +46,25 @@ def missingRequirements() -> list[str]:
     if os.geteuid() != 0:
         missing.append("root (network namespaces and charon need it)")
     if not os.access(CHARON, os.X_OK):
-        missing.append(f"{CHARON} (apt-get install strongswan-charon libcharon-extra-plugins "
-                       f"libstrongswan-extra-plugins libcharon-extauth-plugins)")
-    for tool, package in (("swanctl", "strongswan-swanctl"), ("ip", "iproute2"),
-                          ("ping", "iputils-ping"), ("unshare", "util-linux")):
+        missing.append(
+            f"{CHARON} (apt-get install strongswan-charon libcharon-extra-plugins "
+            f"libstrongswan-extra-plugins libcharon-extauth-plugins)"
+        )
+    for tool, package in (
+        ("swanctl", "strongswan-swanctl"),
+        ("ip", "iproute2"),
+        ("ping", "iputils-ping"),
+        ("unshare", "util-linux"),
+    ):
         if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists():
             missing.append(f"{tool} (apt-get install {package})")
-    plugins = [name for name in PLUGINS
-               if not (PLUGIN_DIR / f"libstrongswan-{name}.so").exists()]
+    plugins = [name for name in PLUGINS if not (PLUGIN_DIR / f"libstrongswan-{name}.so").exists()]
     if plugins and os.access(CHARON, os.X_OK):
-        missing.append(f"strongSwan plugins {' '.join(plugins)} (apt-get install "
-                       f"libcharon-extra-plugins libstrongswan-extra-plugins "
-                       f"libcharon-extauth-plugins)")
+        missing.append(
+            f"strongSwan plugins {' '.join(plugins)} (apt-get install "
+            f"libcharon-extra-plugins libstrongswan-extra-plugins "
+            f"libcharon-extauth-plugins)"
+        )
     if not Path("/dev/net/tun").exists():
         missing.append("/dev/net/tun")
     return missing
@@ -67,5 +82,4 @@ def requireRealClients() -> None:
     message = "real-client test needs: " + "; ".join(missing)
     if os.environ.get(SKIP_VARIABLE) == "1":
         pytest.skip(message)
-    pytest.fail(f"{message} (set {SKIP_VARIABLE}=1 to skip these tests instead)",
-                pytrace=False)
+    pytest.fail(f"{message} (set {SKIP_VARIABLE}=1 to skip these tests instead)", pytrace=False)

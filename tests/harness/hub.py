@@ -44,8 +44,15 @@ class HubProcess:
     C{hub.out} (stdout and stderr, where a traceback before logging starts ends up).
     """
 
-    def __init__(self, ns: str, workdir: Path, configText: str, *,
-                 ports: Sequence[int] = (500, 4500), startTimeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        ns: str,
+        workdir: Path,
+        configText: str,
+        *,
+        ports: Sequence[int] = (500, 4500),
+        startTimeout: float = 10.0,
+    ) -> None:
         self.ns = ns
         self.workdir = Path(workdir).absolute()
         self.configPath = self.workdir / "ikehub.toml"
@@ -75,24 +82,44 @@ class HubProcess:
         self.logPath.unlink(missing_ok=True)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+            p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
+        )
         # "ip netns exec" replaces itself with the interpreter, so this PID is twistd's.
-        argv = netnsExec(self.ns, sys.executable, "-c", TWISTD, "-n", "--pidfile=",
-                         f"--logfile={self.logPath}", "ikehub", "--config",
-                         str(self.configPath))
+        argv = netnsExec(
+            self.ns,
+            sys.executable,
+            "-c",
+            TWISTD,
+            "-n",
+            "--pidfile=",
+            f"--logfile={self.logPath}",
+            "ikehub",
+            "--config",
+            str(self.configPath),
+        )
         with open(self.outputPath, "wb") as output:
-            self._process = subprocess.Popen(argv, env=env, cwd=self.workdir,
-                                             stdin=subprocess.DEVNULL, stdout=output,
-                                             stderr=subprocess.STDOUT, start_new_session=True)
+            self._process = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.pid = self._process.pid
         deadline = time.monotonic() + self._startTimeout
         while not set(self.ports) <= boundUdpPorts(self.ns):
             if self._process.poll() is not None:
-                raise HarnessError(f"ikehub exited with {self._process.returncode} before "
-                                   f"binding {self.ports}:\n{self.output()}\n{self.log()}")
+                raise HarnessError(
+                    f"ikehub exited with {self._process.returncode} before "
+                    f"binding {self.ports}:\n{self.output()}\n{self.log()}"
+                )
             if time.monotonic() > deadline:
-                raise HarnessError(f"ikehub did not bind UDP {self.ports} within "
-                                   f"{self._startTimeout} s:\n{self.output()}\n{self.log()}")
+                raise HarnessError(
+                    f"ikehub did not bind UDP {self.ports} within "
+                    f"{self._startTimeout} s:\n{self.output()}\n{self.log()}"
+                )
             time.sleep(0.05)
 
     def stop(self) -> int | None:

@@ -40,9 +40,13 @@ class HarnessError(Exception):
     """
 
 
-def runCommand(argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT,
-               check: bool = True, env: dict[str, str] | None = None
-               ) -> subprocess.CompletedProcess[str]:
+def runCommand(
+    argv: Sequence[str],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """
     Run C{argv} to completion within C{timeout} seconds, capturing text output.
 
@@ -50,13 +54,21 @@ def runCommand(argv: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT,
     bare CalledProcessError hides the one line that explains a failed C{ip} command.
     """
     try:
-        result = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                                env=env, stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired as e:
         raise HarnessError(f"{' '.join(argv)!r} did not finish within {timeout} s") from e
     if check and result.returncode != 0:
-        raise HarnessError(f"{' '.join(argv)!r} exited {result.returncode}: "
-                           f"{(result.stderr or result.stdout).strip()}")
+        raise HarnessError(
+            f"{' '.join(argv)!r} exited {result.returncode}: "
+            f"{(result.stderr or result.stdout).strip()}"
+        )
     return result
 
 
@@ -96,8 +108,9 @@ def deleteNamespace(ns: str) -> None:
             pass
     result = runCommand(["ip", "netns", "del", ns], check=False)
     if result.returncode != 0 and ns in listNamespaces():
-        warnings.warn(f"could not delete network namespace {ns}: {result.stderr.strip()}",
-                      stacklevel=2)
+        warnings.warn(
+            f"could not delete network namespace {ns}: {result.stderr.strip()}", stacklevel=2
+        )
 
 
 def listNamespaces() -> list[str]:
@@ -175,18 +188,20 @@ class Topology:
         self._addNamespace(hub)
         for key in ("net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"):
             runCommand(netnsExec(hub, "sysctl", "-qw", key))
-        self._ip(hub, "link", "add", "br0", "type", "bridge", "forward_delay", "0",
-                 "stp_state", "0")
+        self._ip(
+            hub, "link", "add", "br0", "type", "bridge", "forward_delay", "0", "stp_state", "0"
+        )
         self._ip(hub, "addr", "add", f"{self.hubAddress}/24", "dev", "br0")
         self._ip(hub, "addr", "add", f"{self.hubAddress6}/64", "dev", "br0", "nodad")
         self._ip(hub, "link", "set", "br0", "up")
         for i, (ns, address, address6) in enumerate(
-                zip(self.clientNs, self.clientAddresses, self.clientAddresses6, strict=True),
-                start=1):
+            zip(self.clientNs, self.clientAddresses, self.clientAddresses6, strict=True), start=1
+        ):
             self._addNamespace(ns)
             # Creating the pair directly inside the namespaces keeps host-wide names untouched.
-            self._ip(hub, "link", "add", f"c{i}", "type", "veth", "peer", "name", "eth0",
-                     "netns", ns)
+            self._ip(
+                hub, "link", "add", f"c{i}", "type", "veth", "peer", "name", "eth0", "netns", ns
+            )
             self._ip(hub, "link", "set", f"c{i}", "master", "br0", "up")
             self._ip(ns, "addr", "add", f"{address}/24", "dev", "eth0")
             self._ip(ns, "addr", "add", f"{address6}/64", "dev", "eth0", "nodad")
@@ -194,8 +209,9 @@ class Topology:
         if self.lanNs is not None:
             lan = self.lanNs
             self._addNamespace(lan)
-            self._ip(hub, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0",
-                     "netns", lan)
+            self._ip(
+                hub, "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", lan
+            )
             self._ip(hub, "addr", "add", f"{self.hubLanAddress}/24", "dev", "lan0")
             self._ip(hub, "link", "set", "lan0", "up")
             self._ip(lan, "addr", "add", f"{self.lanHost}/24", "dev", "eth0")
@@ -207,20 +223,38 @@ class Topology:
         while self._created:
             deleteNamespace(self._created.pop())
 
-    def run(self, ns: str, *argv: str, timeout: float = DEFAULT_TIMEOUT,
-            check: bool = False) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, ns: str, *argv: str, timeout: float = DEFAULT_TIMEOUT, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         """Run C{argv} inside namespace C{ns}; the caller judges the result unless C{check}."""
         return runCommand(netnsExec(ns, *argv), timeout=timeout, check=check)
 
-    def ping(self, ns: str, dest: str, count: int = 3, source: str | None = None,
-             timeout: float = DEFAULT_TIMEOUT) -> bool:
+    def ping(
+        self,
+        ns: str,
+        dest: str,
+        count: int = 3,
+        source: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> bool:
         """
         Whether C{count} echo replies from C{dest} reach namespace C{ns} within C{timeout}
         seconds; a lost request is resent until then (ping's C{-w}), so the first packet of a
         fresh tunnel may be dropped.  C{source} picks the sender address (e.g. a virtual IP).
         """
-        argv = ["ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", "1",
-                "-w", str(max(1, int(timeout) - 1))]
+        argv = [
+            "ping",
+            "-n",
+            "-q",
+            "-c",
+            str(count),
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "-w",
+            str(max(1, int(timeout) - 1)),
+        ]
         if source is not None:
             argv += ["-I", source]
         try:

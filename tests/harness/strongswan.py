@@ -57,7 +57,14 @@ PLUGINS = (
 
 #: charon's log levels per subsystem unless the caller asks otherwise (0 audit .. 4 private).
 DEFAULT_LOG_LEVELS: Mapping[str, int] = {
-    "default": 1, "ike": 2, "cfg": 2, "net": 1, "knl": 1, "chd": 1, "enc": 1, "esp": 1,
+    "default": 1,
+    "ike": 2,
+    "cfg": 2,
+    "net": 1,
+    "knl": 1,
+    "chd": 1,
+    "enc": 1,
+    "esp": 1,
 }
 
 #: Level 4 makes charon log the DH secret, SKEYSEED, SK_*, KEYMAT and the AUTH inputs; only for
@@ -91,11 +98,21 @@ class StrongSwan:
         content, for certificates and keys.
     """
 
-    def __init__(self, ns: str, workdir: Path, swanctlConf: str, *, secrets: str = "",
-                 port: int = 500, portNatt: int = 4500, extraCharonConf: str = "",
-                 saveKeys: bool = False, label: str = "client1",
-                 logLevels: Mapping[str, int] | None = None,
-                 files: Mapping[str, str | bytes] | None = None) -> None:
+    def __init__(
+        self,
+        ns: str,
+        workdir: Path,
+        swanctlConf: str,
+        *,
+        secrets: str = "",
+        port: int = 500,
+        portNatt: int = 4500,
+        extraCharonConf: str = "",
+        saveKeys: bool = False,
+        label: str = "client1",
+        logLevels: Mapping[str, int] | None = None,
+        files: Mapping[str, str | bytes] | None = None,
+    ) -> None:
         self.ns = ns
         self.label = label
         self.workdir = Path(workdir).absolute()
@@ -125,19 +142,22 @@ class StrongSwan:
         self._logLevels = levels
         self._process: subprocess.Popen[bytes] | None = None
         if len(str(self.viciPath)) > _UNIX_PATH_MAX:
-            raise HarnessError(f"vici socket path {self.viciPath} is too long for a unix socket;"
-                               f" use a shorter workdir")
+            raise HarnessError(
+                f"vici socket path {self.viciPath} is too long for a unix socket;"
+                f" use a shorter workdir"
+            )
 
     # -- files -------------------------------------------------------------------------------
 
     def _strongswanConf(self) -> str:
-        levels = "\n".join(f"                {name} = {level}"
-                           for name, level in self._logLevels.items())
+        levels = "\n".join(
+            f"                {name} = {level}" for name, level in self._logLevels.items()
+        )
         return f"""\
 # Written by tests/harness/strongswan.py for instance {self.label!r}.
 charon {{
     load_modular = no
-    load = {' '.join(PLUGINS)}
+    load = {" ".join(PLUGINS)}
     port = {self.port}
     port_nat_t = {self.portNatt}
     filelog {{
@@ -175,8 +195,22 @@ charon {{
     def _writeFiles(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.runDir.mkdir(exist_ok=True)
-        for sub in ("x509", "x509ca", "x509ocsp", "x509aa", "x509ac", "x509crl", "pubkey",
-                    "private", "rsa", "ecdsa", "bliss", "pkcs8", "pkcs12", "conf.d"):
+        for sub in (
+            "x509",
+            "x509ca",
+            "x509ocsp",
+            "x509aa",
+            "x509ac",
+            "x509crl",
+            "pubkey",
+            "private",
+            "rsa",
+            "ecdsa",
+            "bliss",
+            "pkcs8",
+            "pkcs12",
+            "conf.d",
+        ):
             (self.swanctlDir / sub).mkdir(parents=True, exist_ok=True)
         self.confPath.write_text(self._strongswanConf())
         self.swanctlConfPath.write_text(self._swanctlConfText())
@@ -191,8 +225,11 @@ charon {{
             stale.unlink(missing_ok=True)
 
     def _env(self) -> dict[str, str]:
-        return {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-                "STRONGSWAN_CONF": str(self.confPath), "SWANCTL_DIR": str(self.swanctlDir)}
+        return {
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            "STRONGSWAN_CONF": str(self.confPath),
+            "SWANCTL_DIR": str(self.swanctlDir),
+        }
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -213,32 +250,55 @@ charon {{
         # "ip netns exec", unshare (without --fork) and "exec" all replace themselves, so the
         # PID Popen sees is charon's own.
         script = 'mount --bind "$1" /run && exec "$2"'
-        argv = ["ip", "netns", "exec", self.ns, "unshare", "--mount", "--propagation",
-                "private", "sh", "-c", script, "sh", str(self.runDir), CHARON]
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            self.ns,
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            str(self.runDir),
+            CHARON,
+        ]
         with open(self.outputPath, "wb") as output:
-            self._process = subprocess.Popen(argv, env=self._env(), stdin=subprocess.DEVNULL,
-                                             stdout=output, stderr=subprocess.STDOUT,
-                                             start_new_session=True)
+            self._process = subprocess.Popen(
+                argv,
+                env=self._env(),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.pid = self._process.pid
         self._waitForVici(timeout)
         result = self.swanctl("--load-all", "--noprompt", "--file", str(self.swanctlConfPath))
         if result.returncode != 0:
-            raise HarnessError(f"[{self.label}] swanctl --load-all failed:\n{result.stdout}"
-                               f"{result.stderr}")
+            raise HarnessError(
+                f"[{self.label}] swanctl --load-all failed:\n{result.stdout}{result.stderr}"
+            )
 
     def _waitForVici(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
             if self._process is None or self._process.poll() is not None:
-                raise HarnessError(f"[{self.label}] charon exited early:\n{self.output()}\n"
-                                   f"{self.log()}")
+                raise HarnessError(
+                    f"[{self.label}] charon exited early:\n{self.output()}\n{self.log()}"
+                )
             if self.viciPath.exists():
                 result = self.swanctl("--stats", timeout=2)
                 if result.returncode == 0:
                     return
             if time.monotonic() > deadline:
-                raise HarnessError(f"[{self.label}] charon's vici socket did not answer within"
-                                   f" {timeout} s:\n{self.log()}")
+                raise HarnessError(
+                    f"[{self.label}] charon's vici socket did not answer within"
+                    f" {timeout} s:\n{self.log()}"
+                )
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -267,11 +327,13 @@ charon {{
 
     def swanctl(self, *args: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
         """Run C{swanctl ARGS --uri <this instance>}; never raises on a non-zero exit."""
-        return runCommand([SWANCTL, *args, "--uri", self.uri], timeout=timeout, check=False,
-                          env=self._env())
+        return runCommand(
+            [SWANCTL, *args, "--uri", self.uri], timeout=timeout, check=False, env=self._env()
+        )
 
-    def initiate(self, child: str, ike: str | None = None,
-                 timeout: float = 15) -> subprocess.CompletedProcess[str]:
+    def initiate(
+        self, child: str, ike: str | None = None, timeout: float = 15
+    ) -> subprocess.CompletedProcess[str]:
         """
         Initiate CHILD SA config C{child} (of IKE config C{ike}) and wait for the outcome; the
         caller asserts on C{returncode} (0 when the CHILD SA is up) and the output.
@@ -283,8 +345,9 @@ charon {{
 
     def terminateIke(self, name: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:
         """Delete IKE SA(s) of config C{name} (with their CHILD SAs) and wait for the peer."""
-        return self.swanctl("--terminate", "--ike", name, "--timeout", str(int(timeout)),
-                            timeout=timeout + 5)
+        return self.swanctl(
+            "--terminate", "--ike", name, "--timeout", str(int(timeout)), timeout=timeout + 5
+        )
 
     def listSas(self) -> list[dict[str, Any]]:
         """
@@ -307,8 +370,7 @@ charon {{
     def writeKeys(self) -> Path:
         """Write L{keys} as JSON (bytes as hex) to C{keysPath}, or C{workdir/keys.json}."""
         path = self.keysPath or self.workdir / "keys.json"
-        records = [{key: _hexed(value) for key, value in record.items()}
-                   for record in self.keys()]
+        records = [{key: _hexed(value) for key, value in record.items()} for record in self.keys()]
         path.write_text(json.dumps(records, indent=2) + "\n")
         return path
 
@@ -341,11 +403,28 @@ def _hexed(value: Any) -> Any:
 
 #: Fields of C{--list-sas} that are counts or times; everything else stays a string (an SPI such
 #: as C{12345678} is hex and must not turn into a number).
-NUMERIC_FIELDS = frozenset({
-    "uniqueid", "version", "local-port", "remote-port", "encr-keysize", "integ-keysize",
-    "established", "rekey-time", "reauth-time", "reqid", "bytes-in", "packets-in", "bytes-out",
-    "packets-out", "use-in", "use-out", "life-time", "install-time",
-})
+NUMERIC_FIELDS = frozenset(
+    {
+        "uniqueid",
+        "version",
+        "local-port",
+        "remote-port",
+        "encr-keysize",
+        "integ-keysize",
+        "established",
+        "rekey-time",
+        "reauth-time",
+        "reqid",
+        "bytes-in",
+        "packets-in",
+        "bytes-out",
+        "packets-out",
+        "use-in",
+        "use-out",
+        "life-time",
+        "install-time",
+    }
+)
 
 _TOKEN = re.compile(r"[^\s={}\[\]]+")
 # A value ends where the next key ("lower-case=" or "name {") or the section's "}" begins.
@@ -368,7 +447,7 @@ def _parseSection(text: str, i: int) -> tuple[dict[str, Any], int]:
             continue
         match = _TOKEN.match(text, i)
         if match is None:
-            raise ViciDumpError(f"unexpected {text[i:i + 20]!r} at column {i}")
+            raise ViciDumpError(f"unexpected {text[i : i + 20]!r} at column {i}")
         key, i = match.group(), match.end()
         if text.startswith(" {", i):
             section[key], i = _parseSection(text, i + 2)
@@ -376,17 +455,17 @@ def _parseSection(text: str, i: int) -> tuple[dict[str, Any], int]:
             end = text.find("]", i)
             if end < 0:
                 raise ViciDumpError(f"list {key!r} is not closed")
-            section[key] = text[i + 2:end].split()
+            section[key] = text[i + 2 : end].split()
             i = end + 1
         elif text.startswith("=", i):
             end = _VALUE_END.search(text, i + 1)
             if end is None:
                 raise ViciDumpError(f"value of {key!r} runs off the end")
-            value = text[i + 1:end.start()]
+            value = text[i + 1 : end.start()]
             section[key] = int(value) if key in NUMERIC_FIELDS and value.isdigit() else value
             i = end.start()
         else:
-            raise ViciDumpError(f"key {key!r} is followed by {text[i:i + 10]!r}")
+            raise ViciDumpError(f"key {key!r} is followed by {text[i : i + 10]!r}")
     raise ViciDumpError("section is not closed")
 
 
@@ -443,23 +522,32 @@ def parseListSas(text: str) -> list[dict[str, Any]]:
 
 # -- charon's level-4 log: the keys ---------------------------------------------------------------
 
-_LOG_LINE = re.compile(r"^\S+ (?P<thread>\d+)\[(?P<group>[A-Z]+)\] (?:<(?P<sa>[^>]*)> )?"
-                       r"(?P<message>.*)$")
+_LOG_LINE = re.compile(
+    r"^\S+ (?P<thread>\d+)\[(?P<group>[A-Z]+)\] (?:<(?P<sa>[^>]*)> )?"
+    r"(?P<message>.*)$"
+)
 _BLOB_HEADER = re.compile(r"^(?P<label>.+?) => (?P<size>\d+) bytes @ \S+$")
 _HEX_ROW = re.compile(r"^\s*\d+: (?P<hex>.{1,48})")
 _ESP_SPI = re.compile(r"^\s*SPI 0x(?P<spi>[0-9a-f]{8}), src ")
 
 #: charon's label of each logged IKE SA secret and the record key it is filed under.
 IKE_KEY_LABELS = {
-    "shared Diffie Hellman secret": "sharedSecret", "SKEYSEED": "skeyseed",
-    "Sk_d secret": "skD", "Sk_ai secret": "skAi", "Sk_ar secret": "skAr",
-    "Sk_ei secret": "skEi", "Sk_er secret": "skEr", "Sk_pi secret": "skPi",
+    "shared Diffie Hellman secret": "sharedSecret",
+    "SKEYSEED": "skeyseed",
+    "Sk_d secret": "skD",
+    "Sk_ai secret": "skAi",
+    "Sk_ar secret": "skAr",
+    "Sk_ei secret": "skEi",
+    "Sk_er secret": "skEr",
+    "Sk_pi secret": "skPi",
     "Sk_pr secret": "skPr",
 }
 #: The same for CHILD SA keys; "initiator" keys protect traffic from the IKE initiator.
 CHILD_KEY_LABELS = {
-    "encryption initiator key": "encrI", "integrity initiator key": "integI",
-    "encryption responder key": "encrR", "integrity responder key": "integR",
+    "encryption initiator key": "encrI",
+    "integrity initiator key": "integI",
+    "encryption responder key": "encrR",
+    "integrity responder key": "integR",
 }
 
 

@@ -79,8 +79,15 @@ if str(REPO_ROOT) not in sys.path:
 from cryptography.hazmat.primitives import hashes, hmac  # noqa: E402
 
 from ikehub.wire.constants import (  # noqa: E402
-    EncrId, ExchangeType, IntegId, KeGroup, PayloadType, PrfId, TransformAttributeType,
-    TransformType)
+    EncrId,
+    ExchangeType,
+    IntegId,
+    KeGroup,
+    PayloadType,
+    PrfId,
+    TransformAttributeType,
+    TransformType,
+)
 from tests.harness import StrongSwan, Topology, missingRequirements  # noqa: E402
 from tests.harness.hub import boundUdpPorts  # noqa: E402
 from tests.harness.netns import HarnessError, netnsExec, runCommand  # noqa: E402
@@ -163,25 +170,33 @@ connections {{
 
 # -- a minimal IKE_SA_INIT reader, to check captures and pick out nonces, KE data, transforms ---
 
+
 def ikePayloads(message: bytes) -> dict[str, Any]:
     """Header fields and the unencrypted payloads of an IKE message (RFC 7296 3.1, 3.2)."""
     if len(message) < 28:
         raise ValueError("shorter than an IKE header")
     spiI, spiR, nextPayload, version, exchange, flags, messageId, length = struct.unpack(
-        "!8s8sBBBBII", message[:28])
+        "!8s8sBBBBII", message[:28]
+    )
     if length != len(message) or version != 0x20:
         raise ValueError(f"not an IKEv2 message (length {length}, version {version:#x})")
     payloads: list[tuple[int, bytes]] = []
     offset = 28
     while nextPayload != PayloadType.NONE:
-        following, _critical, payloadLength = struct.unpack("!BBH", message[offset:offset + 4])
+        following, _critical, payloadLength = struct.unpack("!BBH", message[offset : offset + 4])
         if payloadLength < 4 or offset + payloadLength > len(message):
             raise ValueError("payload runs past the message")
-        payloads.append((nextPayload, message[offset + 4:offset + payloadLength]))
+        payloads.append((nextPayload, message[offset + 4 : offset + payloadLength]))
         offset += payloadLength
         nextPayload = following
-    return {"spiI": spiI, "spiR": spiR, "exchange": exchange, "flags": flags,
-            "messageId": messageId, "payloads": payloads}
+    return {
+        "spiI": spiI,
+        "spiR": spiR,
+        "exchange": exchange,
+        "flags": flags,
+        "messageId": messageId,
+        "payloads": payloads,
+    }
 
 
 def onlyPayload(parsed: dict[str, Any], kind: PayloadType) -> bytes:
@@ -196,9 +211,9 @@ def chosenTransforms(saBody: bytes) -> dict[int, tuple[int, int | None]]:
     offset = 8 + spiSize
     chosen: dict[int, tuple[int, int | None]] = {}
     for _ in range(transformCount):
-        length, transformType, transformId = struct.unpack("!2xHBxH", saBody[offset:offset + 8])
+        length, transformType, transformId = struct.unpack("!2xHBxH", saBody[offset : offset + 8])
         keyLength = None
-        attributes = saBody[offset + 8:offset + length]
+        attributes = saBody[offset + 8 : offset + length]
         while len(attributes) >= 4:
             attributeType, value = struct.unpack("!HH", attributes[:4])
             if attributeType == 0x8000 | TransformAttributeType.KEY_LENGTH:
@@ -216,11 +231,15 @@ def isIkeSaInit(message: bytes, response: bool) -> bool:
         parsed = ikePayloads(message)
     except (ValueError, struct.error):
         return False
-    return (parsed["exchange"] == ExchangeType.IKE_SA_INIT and parsed["messageId"] == 0
-            and bool(parsed["flags"] & 0x20) == response)
+    return (
+        parsed["exchange"] == ExchangeType.IKE_SA_INIT
+        and parsed["messageId"] == 0
+        and bool(parsed["flags"] & 0x20) == response
+    )
 
 
 # -- strongSwan's algorithm names and IANA's numbers ---------------------------------------------
+
 
 def transform(kind: type, name: str, keyLength: int | None = None) -> dict[str, Any]:
     """The IANA number for a strongSwan algorithm name, e.g. PRF_HMAC_SHA2_384 -> 6."""
@@ -236,10 +255,18 @@ def transform(kind: type, name: str, keyLength: int | None = None) -> dict[str, 
 
 # -- checking the record against RFC 7296 before it is written ----------------------------------
 
-PRF_HASHES = {PrfId.HMAC_SHA1: hashes.SHA1, PrfId.HMAC_SHA2_256: hashes.SHA256,
-              PrfId.HMAC_SHA2_384: hashes.SHA384, PrfId.HMAC_SHA2_512: hashes.SHA512}
-INTEG_KEY_BYTES = {IntegId.HMAC_SHA1_96: 20, IntegId.HMAC_SHA2_256_128: 32,
-                   IntegId.HMAC_SHA2_384_192: 48, IntegId.HMAC_SHA2_512_256: 64}
+PRF_HASHES = {
+    PrfId.HMAC_SHA1: hashes.SHA1,
+    PrfId.HMAC_SHA2_256: hashes.SHA256,
+    PrfId.HMAC_SHA2_384: hashes.SHA384,
+    PrfId.HMAC_SHA2_512: hashes.SHA512,
+}
+INTEG_KEY_BYTES = {
+    IntegId.HMAC_SHA1_96: 20,
+    IntegId.HMAC_SHA2_256_128: 32,
+    IntegId.HMAC_SHA2_384_192: 48,
+    IntegId.HMAC_SHA2_512_256: 64,
+}
 #: Ciphers whose keys carry a 4-byte salt (RFC 4106, RFC 5282, RFC 7634).
 SALTED = {EncrId.AES_GCM_8, EncrId.AES_GCM_12, EncrId.AES_GCM_16, EncrId.CHACHA20_POLY1305}
 
@@ -275,8 +302,11 @@ def verifyExchange(exchange: dict[str, Any]) -> None:
     from the recorded inputs with C{cryptography}'s HMAC, so that a field filed under the
     wrong name (initiator for responder, a nonce from the wrong packet) is never written.
     """
-    x = {k: bytes.fromhex(v) for k, v in exchange.items() if isinstance(v, str)
-         and k not in ("name", "ikeProposal", "espProposal", "strongswan")}
+    x = {
+        k: bytes.fromhex(v)
+        for k, v in exchange.items()
+        if isinstance(v, str) and k not in ("name", "ikeProposal", "espProposal", "strongswan")
+    }
     ike, child, auth = exchange["ike"], exchange["child"], exchange["auth"]
     prfId = ike["prf"]["id"]
     nonces = x["ni"] + x["nr"]
@@ -288,24 +318,37 @@ def verifyExchange(exchange: dict[str, Any]) -> None:
     skeyseed = prf(prfId, nonces, x["sharedSecret"])
     check("SKEYSEED", skeyseed, x["skeyseed"])
     prfBytes = len(skeyseed)
-    sizes = [("skD", prfBytes), ("skAi", keyBytes(ike["integ"], True)),
-             ("skAr", keyBytes(ike["integ"], True)), ("skEi", keyBytes(ike["encr"])),
-             ("skEr", keyBytes(ike["encr"])), ("skPi", prfBytes), ("skPr", prfBytes)]
-    stream = prfPlus(prfId, skeyseed, nonces + x["spiI"] + x["spiR"],
-                     sum(size for _, size in sizes))
+    sizes = [
+        ("skD", prfBytes),
+        ("skAi", keyBytes(ike["integ"], True)),
+        ("skAr", keyBytes(ike["integ"], True)),
+        ("skEi", keyBytes(ike["encr"])),
+        ("skEr", keyBytes(ike["encr"])),
+        ("skPi", prfBytes),
+        ("skPr", prfBytes),
+    ]
+    stream = prfPlus(
+        prfId, skeyseed, nonces + x["spiI"] + x["spiR"], sum(size for _, size in sizes)
+    )
     for name, size in sizes:
         check(name, stream[:size], x[name])
         stream = stream[size:]
     encrSize, integSize = keyBytes(child["encr"]), keyBytes(child["integ"], True)
     keymat = prfPlus(prfId, x["skD"], nonces, 2 * (encrSize + integSize))
-    for name, size in (("encrItoR", encrSize), ("integItoR", integSize),
-                       ("encrRtoI", encrSize), ("integRtoI", integSize)):
+    for name, size in (
+        ("encrItoR", encrSize),
+        ("integItoR", integSize),
+        ("encrRtoI", encrSize),
+        ("integRtoI", integSize),
+    ):
         check(f"KEYMAT {name}", keymat[:size], bytes.fromhex(child[name]))
         keymat = keymat[size:]
     request, response = x["ikeSaInitRequest"], x["ikeSaInitResponse"]
     psk = auth["psk"].encode()
-    for side, message, nonce, skP in (("I", request, x["nr"], x["skPi"]),
-                                      ("R", response, x["ni"], x["skPr"])):
+    for side, message, nonce, skP in (
+        ("I", request, x["nr"], x["skPi"]),
+        ("R", response, x["ni"], x["skPr"]),
+    ):
         octets = message + nonce + prf(prfId, skP, bytes.fromhex(auth[f"id{side}"]))
         check(f"signedOctets{side}", octets, bytes.fromhex(auth[f"signedOctets{side}"]))
         expected = prf(prfId, prf(prfId, psk, b"Key Pad for IKEv2"), octets)
@@ -348,17 +391,29 @@ def captureIkeSaInit(work: Path) -> tuple[bytes, bytes]:
     with Topology(clients=1, lan=False) as net:
         client1 = net.clientNs[0]
         listener = subprocess.Popen(
-            netnsExec(net.hubNs, sys.executable, "-c", LISTEN, net.hubAddress, "500",
-                      str(requestPath), "15"))
+            netnsExec(
+                net.hubNs,
+                sys.executable,
+                "-c",
+                LISTEN,
+                net.hubAddress,
+                "500",
+                str(requestPath),
+                "15",
+            )
+        )
         try:
             deadline = time.monotonic() + 10
             while 500 not in boundUdpPorts(net.hubNs):
                 if time.monotonic() > deadline or listener.poll() is not None:
                     raise HarnessError("capture socket did not bind 192.0.2.1:500")
                 time.sleep(0.05)
-            with StrongSwan(client1, work / "capture-client",
-                            clientConf(CAPTURE_PROPOSALS, "aes256gcm16"),
-                            secrets=SECRETS) as client:
+            with StrongSwan(
+                client1,
+                work / "capture-client",
+                clientConf(CAPTURE_PROPOSALS, "aes256gcm16"),
+                secrets=SECRETS,
+            ) as client:
                 client.initiate("home", "home", timeout=1)
                 if listener.wait(timeout=15) != 0:
                     raise HarnessError("capture socket received nothing")
@@ -367,12 +422,26 @@ def captureIkeSaInit(work: Path) -> tuple[bytes, bytes]:
                 listener.kill()
                 listener.wait(timeout=5)
         request = requestPath.read_bytes()
-        with StrongSwan(net.hubNs, work / "capture-responder",
-                        responderConf(CAPTURE_PROPOSALS, "aes256gcm16"), secrets=SECRETS,
-                        label="hub"):
-            runCommand(netnsExec(client1, sys.executable, "-c", REPLAY,
-                                 net.clientAddresses[0], net.hubAddress, str(requestPath),
-                                 str(responsePath)), timeout=15)
+        with StrongSwan(
+            net.hubNs,
+            work / "capture-responder",
+            responderConf(CAPTURE_PROPOSALS, "aes256gcm16"),
+            secrets=SECRETS,
+            label="hub",
+        ):
+            runCommand(
+                netnsExec(
+                    client1,
+                    sys.executable,
+                    "-c",
+                    REPLAY,
+                    net.clientAddresses[0],
+                    net.hubAddress,
+                    str(requestPath),
+                    str(responsePath),
+                ),
+                timeout=15,
+            )
         response = responsePath.read_bytes()
     if not isIkeSaInit(request, response=False) or not isIkeSaInit(response, response=True):
         raise HarnessError("captured datagrams are not an IKE_SA_INIT request and response")
@@ -398,11 +467,23 @@ def recordExchange(work: Path, proposals: str, espProposals: str) -> dict[str, A
     # The LAN gives the responder an address inside its local_ts: charon installs its route to
     # the client with that source address and fails the CHILD SA if it has none.
     with Topology(clients=1, lan=True) as net:
-        with StrongSwan(net.hubNs, work / "responder", responderConf(proposals, espProposals),
-                        secrets=SECRETS, label="hub", logLevels=levels) as responder, \
-                StrongSwan(net.clientNs[0], work / "initiator",
-                           clientConf(proposals, espProposals), secrets=SECRETS,
-                           logLevels=levels) as initiator:
+        with (
+            StrongSwan(
+                net.hubNs,
+                work / "responder",
+                responderConf(proposals, espProposals),
+                secrets=SECRETS,
+                label="hub",
+                logLevels=levels,
+            ) as responder,
+            StrongSwan(
+                net.clientNs[0],
+                work / "initiator",
+                clientConf(proposals, espProposals),
+                secrets=SECRETS,
+                logLevels=levels,
+            ) as initiator,
+        ):
             result = initiator.initiate("home", "home")
             if result.returncode != 0:
                 raise HarnessError(f"exchange {proposals} failed:\n{result.stdout}")
@@ -420,8 +501,7 @@ def recordExchange(work: Path, proposals: str, espProposals: str) -> dict[str, A
     for name in ("encrI", "encrR", "integI", "integR"):
         if child.get(name) != responderChild.get(name):
             raise HarnessError(f"initiator and responder logged different child {name}")
-    if (child["spiIn"], child["spiOut"]) != (responderChild["spiOut"],
-                                              responderChild["spiIn"]):
+    if (child["spiIn"], child["spiOut"]) != (responderChild["spiOut"], responderChild["spiIn"]):
         raise HarnessError("CHILD SA SPIs do not pair up")
 
     request = firstReceived(responderLog, response=False)
@@ -439,14 +519,17 @@ def recordExchange(work: Path, proposals: str, espProposals: str) -> dict[str, A
         "ke": transform(KeGroup, ike["dh-group"]),
     }
     chosen = chosenTransforms(onlyPayload(parsedResponse, PayloadType.SA))
-    if chosen.get(TransformType.ENCR) != (ikeAlgorithms["encr"]["id"],
-                                          ikeAlgorithms["encr"].get("keyLength")) \
-            or chosen[TransformType.PRF][0] != ikeAlgorithms["prf"]["id"] \
-            or chosen[TransformType.KE][0] != ikeAlgorithms["ke"]["id"] \
-            or (chosen.get(TransformType.INTEG, (None,))[0]
-                != (ikeAlgorithms["integ"] or {}).get("id")):
-        raise HarnessError(f"swanctl's algorithm names map to other numbers than the response's"
-                           f" SA payload carries: {chosen} vs {ikeAlgorithms}")
+    if (
+        chosen.get(TransformType.ENCR)
+        != (ikeAlgorithms["encr"]["id"], ikeAlgorithms["encr"].get("keyLength"))
+        or chosen[TransformType.PRF][0] != ikeAlgorithms["prf"]["id"]
+        or chosen[TransformType.KE][0] != ikeAlgorithms["ke"]["id"]
+        or (chosen.get(TransformType.INTEG, (None,))[0] != (ikeAlgorithms["integ"] or {}).get("id"))
+    ):
+        raise HarnessError(
+            f"swanctl's algorithm names map to other numbers than the response's"
+            f" SA payload carries: {chosen} vs {ikeAlgorithms}"
+        )
 
     [childSa] = ike["child-sas"]
     childIntegName = childSa.get("integ-alg")
@@ -471,12 +554,27 @@ def recordExchange(work: Path, proposals: str, espProposals: str) -> dict[str, A
         "nr": onlyPayload(parsedResponse, PayloadType.NONCE).hex(),
         "keI": onlyPayload(parsedRequest, PayloadType.KE)[4:].hex(),
         "keR": onlyPayload(parsedResponse, PayloadType.KE)[4:].hex(),
-        **{name: hexOf(keys.get(name)) for name in (
-            "sharedSecret", "skeyseed", "skD", "skAi", "skAr", "skEi", "skEr", "skPi", "skPr")},
+        **{
+            name: hexOf(keys.get(name))
+            for name in (
+                "sharedSecret",
+                "skeyseed",
+                "skD",
+                "skAi",
+                "skAr",
+                "skEi",
+                "skEr",
+                "skPi",
+                "skPr",
+            )
+        },
         "child": {
             "encr": transform(EncrId, childSa["encr-alg"], childSa.get("encr-keysize")),
-            "integ": (transform(IntegId, childIntegName, childSa.get("integ-keysize"))
-                      if childIntegName else None),
+            "integ": (
+                transform(IntegId, childIntegName, childSa.get("integ-keysize"))
+                if childIntegName
+                else None
+            ),
             "esn": childSa.get("esn") == "1",
             "spiI": childSa["spi-in"],
             "spiR": childSa["spi-out"],
@@ -517,8 +615,10 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="ikehub-fixtures-") as tmp:
         work = Path(tmp)
         request, response = captureIkeSaInit(work / "capture")
-        exchanges = [recordExchange(work / f"exchange{i}", proposals, esp)
-                     for i, (proposals, esp) in enumerate(EXCHANGES)]
+        exchanges = [
+            recordExchange(work / f"exchange{i}", proposals, esp)
+            for i, (proposals, esp) in enumerate(EXCHANGES)
+        ]
     for exchange in exchanges:
         verifyExchange(exchange)
     version = exchanges[0].pop("strongswan")
@@ -528,15 +628,17 @@ def main(argv: list[str] | None = None) -> None:
     (options.out / "strongswan_ike_sa_init_response.bin").write_bytes(response)
     document = {
         "comment": "Key-derivation oracles from real strongSwan-to-strongSwan exchanges (a "
-                   "throw-away test run; these keys protect nothing). Format: see the "
-                   "docstring of tests/tools/make_fixtures.py.",
+        "throw-away test run; these keys protect nothing). Format: see the "
+        "docstring of tests/tools/make_fixtures.py.",
         "generator": "tests/tools/make_fixtures.py",
         "strongswan": version,
         "exchanges": exchanges,
     }
     (options.out / "strongswan_keys.json").write_text(json.dumps(document, indent=2) + "\n")
-    print(f"wrote {len(request)}-byte request, {len(response)}-byte response and "
-          f"{len(exchanges)} exchanges to {options.out}")
+    print(
+        f"wrote {len(request)}-byte request, {len(response)}-byte response and "
+        f"{len(exchanges)} exchanges to {options.out}"
+    )
 
 
 if __name__ == "__main__":
