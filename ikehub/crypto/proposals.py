@@ -444,9 +444,6 @@ def selectChildProposal(
     return None if choice is None else _answer(theirs, choice)
 
 
-_UNSEEN = object()
-
-
 class ProposalSelector:
     """
     L{selectIkeProposal} and L{selectChildProposal} over one fixed list of our proposals,
@@ -470,38 +467,68 @@ class ProposalSelector:
 
     def __init__(self, ours: Sequence[ProposalSpec]) -> None:
         self.ours = tuple(ours)
-        self._choices: dict[tuple, _Choice | None] = {}
+        #: offer key -> [the offer's transforms tuples, choice or None, last IKE answer built]
+        self._choices: dict[tuple, list] = {}
 
     def selectIke(
         self, theirs: Sequence[Proposal], *, spiSize: int = IKE_SPI_SIZE_INIT
     ) -> tuple[Proposal, IkeSuite] | None:
         """L{selectIkeProposal} with our proposals."""
-        return self._select(theirs, (ProtocolId.IKE, spiSize), _chooseIke, spiSize)
+        entry = self._remembered(theirs, (ProtocolId.IKE, spiSize), _chooseIke, spiSize)
+        choice = entry[1]
+        if choice is None:
+            return None
+        index, transforms, suite = choice
+        offer = theirs[index]
+        answer = entry[2]
+        # IKE_SA_INIT offers carry no SPI, so the answer itself is usually the same.
+        if answer is None or answer.number != offer.number or answer.spi != offer.spi:
+            answer = entry[2] = Proposal(offer.number, offer.protocolId, offer.spi, transforms)
+        return answer, suite
 
-    def selectChild(
+    def chooseChild(
         self,
         theirs: Sequence[Proposal],
         *,
         allowNoPfs: bool = False,
         ignoreKe: bool = False,
-    ) -> tuple[Proposal, ChildSuite] | None:
-        """L{selectChildProposal} with our proposals."""
-        return self._select(
+    ) -> tuple[Proposal, tuple[Transform, ...], ChildSuite] | None:
+        """
+        What L{selectChildProposal} with our proposals chooses, as the peer's proposal that
+        was picked (its number and SPI), the transforms to answer with, and the suite: the
+        answer carries our own SPI, so the caller builds it.
+        """
+        entry = self._remembered(
             theirs, (ProtocolId.ESP, allowNoPfs, ignoreKe), _chooseChild, allowNoPfs, ignoreKe
         )
+        choice = entry[1]
+        if choice is None:
+            return None
+        index, transforms, suite = choice
+        return theirs[index], transforms, suite
 
-    def _select(self, theirs: Sequence[Proposal], kind: tuple, choose, *options):
-        if sum(len(p.transforms) for p in theirs) > self.MAX_TRANSFORMS:
-            choice = choose(self.ours, theirs, *options)
-        else:
-            key = (kind, *((p.protocolId, len(p.spi), p.transforms) for p in theirs))
-            choice = self._choices.get(key, _UNSEEN)
-            if choice is _UNSEEN:
-                choice = choose(self.ours, theirs, *options)
-                if len(self._choices) >= self.LIMIT:
-                    self._choices.clear()
-                self._choices[key] = choice
-        return None if choice is None else _answer(theirs, choice)
+    def _remembered(self, theirs: Sequence[Proposal], kind: tuple, choose, *options) -> list:
+        # Offers are told apart by the identity of their transforms tuples rather than their
+        # values: hashing Transform values costs a Python call per transform (strongSwan offers
+        # dozens), while the wire decoder hands out one shared tuple per distinct encoding. An
+        # entry holds its tuples, so no other tuple can take their ids while it exists.
+        key = [kind]
+        held = []
+        count = 0
+        for proposal in theirs:
+            transforms = proposal.transforms
+            count += len(transforms)
+            held.append(transforms)
+            key.append((proposal.protocolId, len(proposal.spi), id(transforms)))
+        if count > self.MAX_TRANSFORMS:
+            return [held, choose(self.ours, theirs, *options), None]
+        frozenKey = tuple(key)
+        entry = self._choices.get(frozenKey)
+        if entry is None:
+            if len(self._choices) >= self.LIMIT:
+                self._choices.clear()
+            entry = self._choices[frozenKey] = [held, choose(self.ours, theirs, *options), None]
+        return entry
 
 
 def suiteFromProposal(proposal: Proposal, protocolId: int) -> IkeSuite | ChildSuite:

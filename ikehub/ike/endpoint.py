@@ -35,7 +35,7 @@ from ikehub.wire.constants import (
 )
 from ikehub.wire.errors import InvalidMajorVersion, ParseError
 from ikehub.wire.header import IKEHeader
-from ikehub.wire.message import Message
+from ikehub.wire.message import Message, encodeMessage
 from ikehub.wire.payloads import DeletePayload, NotifyPayload, SKPayload
 
 #: A path is the network glue's opaque token for "how this datagram travelled" (which local
@@ -309,7 +309,7 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         """
         Send an unencrypted message (IKE_SA_INIT and the stateless error answers).
         """
-        datagram = Message(header, tuple(payloads)).toBytes()
+        datagram = encodeMessage(header, payloads)
         self._send(datagram, peer, path)
         return datagram
 
@@ -359,7 +359,7 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         sa.nextRequestId += 1
         header = sa.header(exchangeType, messageId, response=False)
         if plain:
-            datagram = Message(header, tuple(payloads)).toBytes()
+            datagram = encodeMessage(header, payloads)
         else:
             datagram = sa.skOut.protect(header, payloads)
         sa.pending = PendingRequest(messageId, datagram, exchangeType, onResponse)

@@ -48,6 +48,7 @@ from ikehub.wire.payloads import (
 )
 
 NONCE_MIN, NONCE_MAX = 16, 256
+_RESPONSE = int(HeaderFlag.RESPONSE)
 _GROUP = struct.Struct("!H")
 
 
@@ -101,8 +102,8 @@ class ResponderExchanges:
         try:
             message = Message.fromBytes(data, header)
         except UnsupportedCriticalPayload as e:
-            self._initError(header, peer, path, NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, e.notifyData)
-            return
+            notifyType = NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD
+            return self._initError(header, peer, path, notifyType, e.notifyData)
         except ParseError:
             return self._drop("malformed", peer)
         try:
@@ -184,8 +185,8 @@ class ResponderExchanges:
         ]
         local = None if self.settings.forceEncap else self.localAddressFor(peer)
         answer.extend(natDetectionNotifies(header.spiI, spiR, local, peer))
-        responseHeader = IKEHeader(
-            header.spiI, spiR, 0, ExchangeType.IKE_SA_INIT, int(HeaderFlag.RESPONSE), 0
+        responseHeader = IKEHeader.outgoing(
+            header.spiI, spiR, ExchangeType.IKE_SA_INIT, _RESPONSE, 0
         )
         sa.initResponse = sa.lastResponse = self.sendPlain(responseHeader, answer, peer, path)
         sa.lastRequestHash = b""
@@ -367,11 +368,11 @@ class ResponderExchanges:
             return [self.notify(NotifyType.TS_UNACCEPTABLE)]
         # A KE transform in IKE_AUTH's SA is meaningless (the first CHILD SA's keys come from the
         # IKE SA's exchange), so it is ignored, as RFC 7296 section 1.2 and strongSwan do.
-        chosen = self._espSelector.selectChild(saPayload.proposals, ignoreKe=True)
+        chosen = self._espSelector.chooseChild(saPayload.proposals, ignoreKe=True)
         if chosen is None:
             self.counters.increment("child_no_proposal_chosen")
             return [self.notify(NotifyType.NO_PROPOSAL_CHOSEN)]
-        proposal, suite = chosen
+        offer, transforms, suite = chosen
         narrowedI = narrow(tsi.selectors, self._allowedRemote(sa, sa.entry))
         narrowedR = narrow(tsr.selectors, map(networkRange, sa.entry.localTs))
         if not narrowedI or not narrowedR:
@@ -380,7 +381,7 @@ class ResponderExchanges:
         inboundSpi = self.sad.allocateSpi()
         child = ChildSA(
             inboundSpi=inboundSpi,
-            outboundSpi=proposal.spi,
+            outboundSpi=offer.spi,
             suite=suite,
             localTs=narrowedR,
             remoteTs=narrowedI,
@@ -397,7 +398,7 @@ class ResponderExchanges:
         )
         self.sad.install(child)
         sa.children.append(child)
-        answer = Proposal(proposal.number, proposal.protocolId, inboundSpi, proposal.transforms)
+        answer = Proposal(offer.number, offer.protocolId, inboundSpi, transforms)
         return [
             SAPayload((answer,)),
             TSiPayload(narrowedI),

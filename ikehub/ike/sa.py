@@ -129,7 +129,7 @@ class IKESA:
 
     def header(self, exchangeType: int, messageId: int, response: bool) -> IKEHeader:
         flags = (_INITIATOR if self.isInitiator else 0) | (_RESPONSE if response else 0)
-        return IKEHeader(self.spiI, self.spiR, 0, exchangeType, flags, messageId)
+        return IKEHeader.outgoing(self.spiI, self.spiR, exchangeType, flags, messageId)
 
     def seal(self, exchangeType: int, messageId: int, payloads, response: bool) -> bytes:
         """

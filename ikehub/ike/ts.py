@@ -47,24 +47,20 @@ def narrow(
     allowed = list(allowed)
     result: list[TrafficSelector] = []
     for ts in proposed:
-        family = _family(ts)
+        family = 4 if ts.tsType == TSType.TS_IPV4_ADDR_RANGE else 6
         start = int.from_bytes(ts.startAddress, "big")
         end = int.from_bytes(ts.endAddress, "big")
-        size = 4 if family == 4 else 16
         for version, lo, hi in allowed:
             if version != family:
                 continue
             first, last = max(start, lo), min(end, hi)
             if first > last:
                 continue
-            narrowed = TrafficSelector(
-                ts.tsType,
-                ts.ipProtocol,
-                ts.startPort,
-                ts.endPort,
-                first.to_bytes(size, "big"),
-                last.to_bytes(size, "big"),
-            )
+            if first == start and last == end:
+                narrowed = ts
+            else:
+                size = len(ts.startAddress)
+                narrowed = ts.narrowedTo(first.to_bytes(size, "big"), last.to_bytes(size, "big"))
             if narrowed not in result:
                 result.append(narrowed)
     return tuple(result)

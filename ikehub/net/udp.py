@@ -73,8 +73,15 @@ class IKEDatagramProtocol(DatagramProtocol):
             self.endpoint.datagramReceived(data, peer, self.plainPath)
 
     def sendIKE(self, datagram: bytes, peer: tuple[str, int], framed: bool) -> None:
+        """
+        Send one IKE message to C{peer}, with the non-ESP marker if C{framed}. Written to the
+        socket directly, as ESP is: Twisted's C{write} re-validates the address text on every
+        call, which costs as much as the system call. C{peer} is an address this socket received
+        from (or an initiator's configured peer), and anything the socket refuses, a peer of the
+        other address family included, is counted below as Twisted's errors were.
+        """
         try:
-            self.transport.write(NON_ESP_MARKER + datagram if framed else datagram, peer)
+            self.socket.sendto(NON_ESP_MARKER + datagram if framed else datagram, peer)
         except Exception as e:
             # An unreachable peer or a full socket buffer costs this datagram, never the reactor.
             self.counters.increment("send_failed")

@@ -13,7 +13,12 @@ from ikehub.wire.errors import (
     UnsupportedCriticalPayload,
 )
 from ikehub.wire.header import IKEHeader
-from ikehub.wire.message import Message, decodePayloadChain, encodePayloadChain
+from ikehub.wire.message import (
+    Message,
+    decodePayloadChain,
+    encodeMessage,
+    encodePayloadChain,
+)
 from ikehub.wire.payloads import (
     PAYLOAD_CLASSES,
     AuthPayload,
@@ -76,5 +81,6 @@ __all__ = [
     "UnsupportedCriticalPayload",
     "VendorIDPayload",
     "decodePayloadChain",
+    "encodeMessage",
     "encodePayloadChain",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from ikehub.wire._frozen import trustedBuilder
+from ikehub.wire._frozen import fastInit, trustedBuilder
 from ikehub.wire.constants import (
     IKE_HEADER_LENGTH,
     IKE_MAJOR_VERSION,
@@ -28,6 +28,7 @@ _RESPONSE = int(HeaderFlag.RESPONSE)
 _INITIATOR = int(HeaderFlag.INITIATOR)
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class IKEHeader:
     """
@@ -54,6 +55,25 @@ class IKEHeader:
             raise ValueError("IKE version numbers are 4 bits each")
         if not (0 <= self.messageId <= 0xFFFFFFFF and 0 <= self.length <= 0xFFFFFFFF):
             raise ValueError("message ID and length are 32-bit unsigned")
+
+    @classmethod
+    def outgoing(
+        cls, spiI: bytes, spiR: bytes, exchangeType: int, flags: int, messageId: int
+    ) -> IKEHeader:
+        """
+        The header of a message to send, version 2.0, with the next payload and length left for
+        the encoder. Checks what the constructor checks, but in line: every answer and request
+        the hub sends starts here.
+
+        @raise ValueError: SPIs that are not 8 bytes each, or a message ID beyond 32 bits.
+        """
+        if len(spiI) != _SPI_LENGTH or len(spiR) != _SPI_LENGTH:
+            raise ValueError("IKE SPIs are 8 bytes each")
+        if not 0 <= messageId <= 0xFFFFFFFF:
+            raise ValueError("message ID and length are 32-bit unsigned")
+        return _buildHeader(
+            spiI, spiR, 0, exchangeType, flags, messageId, 0, IKE_MAJOR_VERSION, IKE_MINOR_VERSION
+        )
 
     # Plain ints: IntFlag arithmetic costs microseconds on the handshake path.
     @property

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.x509.name import _ASN1Type
 
+from ikehub.wire._frozen import fastInit
 from ikehub.wire.constants import IDType
 
 __all__ = ["Identity"]
@@ -123,6 +124,7 @@ _ADDRESS_LENGTHS = {IDType.ID_IPV4_ADDR: 4, IDType.ID_IPV6_ADDR: 16}
 _TEXT_TAGS = {12: "utf-8", 19: "utf-8", 22: "utf-8"}
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class Identity:
     """

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from ikehub.wire._frozen import trustedBuilder
+from ikehub.wire._frozen import fastInit, trustedBuilder
 from ikehub.wire.constants import (
     GENERIC_PAYLOAD_HEADER_LENGTH,
     IKE_HEADER_LENGTH,
@@ -77,6 +77,17 @@ def encodePayloadChain(payloads: Sequence[Payload]) -> tuple[int, bytes]:
     return payloads[0].PAYLOAD_TYPE, b"".join(parts)
 
 
+def encodeMessage(header: IKEHeader, payloads: Sequence[Payload]) -> bytes:
+    """
+    C{Message(header, payloads).toBytes()} without building the message: the header's next
+    payload and length fields are computed from C{payloads}.
+
+    @raise ValueError: as L{encodePayloadChain}.
+    """
+    firstType, chain = encodePayloadChain(payloads)
+    return header.toBytesWith(firstType, IKE_HEADER_LENGTH + len(chain)) + chain
+
+
 def decodePayloadChain(
     firstType: int, data: bytes, maxPayloads: int = 64
 ) -> tuple[Payload, ...]:
@@ -137,6 +148,7 @@ def _decodeChain(
     return tuple(payloads)
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class Message:
     """
@@ -152,8 +164,7 @@ class Message:
             object.__setattr__(self, "payloads", tuple(self.payloads))
 
     def toBytes(self) -> bytes:
-        firstType, chain = encodePayloadChain(self.payloads)
-        return self.header.toBytesWith(firstType, IKE_HEADER_LENGTH + len(chain)) + chain
+        return encodeMessage(self.header, self.payloads)
 
     @classmethod
     def fromBytes(cls, data: bytes, header: IKEHeader | None = None) -> Message:

@@ -19,7 +19,7 @@ from ikehub.wire.constants import (
     TransformAttributeType,
     TSType,
 )
-from ikehub.wire._frozen import trustedBuilder
+from ikehub.wire._frozen import fastInit, trustedBuilder
 from ikehub.wire.errors import BadLengthError, ParseError, TruncatedError
 
 _TRANSFORM = struct.Struct("!BxHBxH")  # last, length, type, id
@@ -67,14 +67,33 @@ _PROTOCOL_NAMES = {
 _ICMP_PROTOCOLS = (1, 58)
 
 
-def _needs(body: bytes, count: int, what: str) -> None:
-    if len(body) < count:
-        raise TruncatedError(f"{what} needs at least {count} bytes, got {len(body)}")
+#: Decoded payloads whose bodies repeat from IKE SA to IKE SA, by (class, body): IKE_SA_INIT's
+#: SA payload, the traffic selectors and the configuration request. Every client of one
+#: implementation and configuration sends the same ones, and decoding them builds several frozen
+#: objects each. As with the transforms cache, only successes are stored, and the limits bound
+#: what hostile input can store.
+_repeated: dict[tuple[type, bytes], Payload] = {}
+_REPEATED_SIZE = 256
+_REPEATED_KEY_LENGTH = 4096
+
+
+def _remember(cls: type, body: bytes, payload: Payload) -> None:
+    if len(body) <= _REPEATED_KEY_LENGTH:
+        if len(_repeated) >= _REPEATED_SIZE:
+            _repeated.clear()
+        _repeated[cls, body] = payload
+
+
+def _tooShort(body: bytes, count: int, what: str) -> TruncatedError:
+    # Decoders test the length inline and call this only to fail: a call per payload is
+    # measurable on the handshake path.
+    return TruncatedError(f"{what} needs at least {count} bytes, got {len(body)}")
 
 
 # -- SA, proposals and transforms (RFC 7296 section 3.3) ---------------------------------
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class Transform:
     """
@@ -181,6 +200,7 @@ def _decodeTransformRegion(data: bytes) -> tuple[Transform, ...]:
     return tuple(transforms)
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class Proposal:
     """One proposal: a protocol, its SPI, and the transforms offered for it."""
@@ -249,6 +269,7 @@ class Payload:
         raise NotImplementedError
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class SAPayload(Payload):
     PAYLOAD_TYPE = PayloadType.SA
@@ -266,10 +287,9 @@ class SAPayload(Payload):
     @classmethod
     def fromBody(cls, body: bytes) -> SAPayload:
         body = bytes(body)
-        if cls is SAPayload:
-            known = _offersCache.get(body)
-            if known is not None:
-                return known
+        known = _repeated.get((cls, body))
+        if known is not None:
+            return known
         end = len(body)
         if end == 0:
             raise ParseError("SA payload without proposals")
@@ -303,26 +323,17 @@ class SAPayload(Payload):
                 raise ParseError(f"bad proposal last-substructure marker {marker}")
         if offset != end:
             raise BadLengthError("bytes after the last proposal of the SA payload")
-        payload = _build(cls)(tuple(proposals))
-        if cls is SAPayload and end <= _OFFERS_CACHE_KEY_LENGTH and not any(p.spi for p in proposals):
-            if len(_offersCache) >= _OFFERS_CACHE_SIZE:
-                _offersCache.clear()
-            _offersCache[body] = payload
+        payload = _BUILDERS.get(cls, cls)(tuple(proposals))
+        # Offers with SPIs (IKE_AUTH's, a rekey's) are new every time: not worth keeping.
+        if not any(p.spi for p in proposals):
+            _remember(cls, body, payload)
         return payload
-
-
-#: Decoded SA payloads without SPIs (IKE_SA_INIT's) by their bytes: every client of one
-#: implementation and configuration sends the same one. Those with SPIs (IKE_AUTH's, a rekey's)
-#: are new every time and not kept. As with the transforms cache, only successes are stored and
-#: the limits bound what hostile input can store.
-_offersCache: dict[bytes, SAPayload] = {}
-_OFFERS_CACHE_SIZE = 64
-_OFFERS_CACHE_KEY_LENGTH = 4096
 
 
 # -- simple payloads ---------------------------------------------------------------------
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class KEPayload(Payload):
     PAYLOAD_TYPE = PayloadType.KE
@@ -336,10 +347,12 @@ class KEPayload(Payload):
     @classmethod
     def fromBody(cls, body: bytes) -> KEPayload:
         body = bytes(body)
-        _needs(body, 4, "KE payload")
-        return _build(cls)(_KE.unpack_from(body)[0], body[4:])
+        if len(body) < 4:
+            raise _tooShort(body, 4, "KE payload")
+        return _BUILDERS.get(cls, cls)(_KE.unpack_from(body)[0], body[4:])
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class IDPayload(Payload):
     """
@@ -363,20 +376,24 @@ class IDPayload(Payload):
     @classmethod
     def fromBody(cls, body: bytes) -> IDPayload:
         body = bytes(body)
-        _needs(body, 4, "ID payload")
-        return _build(cls)(body[0], body[4:], body[1:4])
+        if len(body) < 4:
+            raise _tooShort(body, 4, "ID payload")
+        return _BUILDERS.get(cls, cls)(body[0], body[4:], body[1:4])
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class IDiPayload(IDPayload):
     PAYLOAD_TYPE = PayloadType.IDi
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class IDrPayload(IDPayload):
     PAYLOAD_TYPE = PayloadType.IDr
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class CertPayload(Payload):
     PAYLOAD_TYPE = PayloadType.CERT
@@ -390,10 +407,12 @@ class CertPayload(Payload):
     @classmethod
     def fromBody(cls, body: bytes) -> CertPayload:
         body = bytes(body)
-        _needs(body, 1, "CERT payload")
-        return _build(cls)(body[0], body[1:])
+        if len(body) < 1:
+            raise _tooShort(body, 1, "CERT payload")
+        return _BUILDERS.get(cls, cls)(body[0], body[1:])
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class CertReqPayload(Payload):
     PAYLOAD_TYPE = PayloadType.CERTREQ
@@ -407,10 +426,12 @@ class CertReqPayload(Payload):
     @classmethod
     def fromBody(cls, body: bytes) -> CertReqPayload:
         body = bytes(body)
-        _needs(body, 1, "CERTREQ payload")
-        return _build(cls)(body[0], body[1:])
+        if len(body) < 1:
+            raise _tooShort(body, 1, "CERTREQ payload")
+        return _BUILDERS.get(cls, cls)(body[0], body[1:])
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class AuthPayload(Payload):
     PAYLOAD_TYPE = PayloadType.AUTH
@@ -424,10 +445,12 @@ class AuthPayload(Payload):
     @classmethod
     def fromBody(cls, body: bytes) -> AuthPayload:
         body = bytes(body)
-        _needs(body, 4, "AUTH payload")
-        return _build(cls)(body[0], body[4:])
+        if len(body) < 4:
+            raise _tooShort(body, 4, "AUTH payload")
+        return _BUILDERS.get(cls, cls)(body[0], body[4:])
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class NoncePayload(Payload):
     """A nonce; its 16-256 byte rule is the IKE layer's to enforce, not the codec's."""
@@ -441,9 +464,10 @@ class NoncePayload(Payload):
 
     @classmethod
     def fromBody(cls, body: bytes) -> NoncePayload:
-        return _build(cls)(bytes(body))
+        return _BUILDERS.get(cls, cls)(bytes(body))
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class NotifyPayload(Payload):
     PAYLOAD_TYPE = PayloadType.NOTIFY
@@ -463,13 +487,16 @@ class NotifyPayload(Payload):
     @classmethod
     def fromBody(cls, body: bytes) -> NotifyPayload:
         body = bytes(body)
-        _needs(body, 4, "Notify payload")
+        if len(body) < 4:
+            raise _tooShort(body, 4, "Notify payload")
         protocolId, spiSize, notifyType = _NOTIFY.unpack_from(body)
         if 4 + spiSize > len(body):
             raise BadLengthError(f"Notify SPI size {spiSize} exceeds the payload")
-        return _build(cls)(protocolId, notifyType, body[4 : 4 + spiSize], body[4 + spiSize :])
+        spiEnd = 4 + spiSize
+        return _BUILDERS.get(cls, cls)(protocolId, notifyType, body[4:spiEnd], body[spiEnd:])
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class DeletePayload(Payload):
     """
@@ -501,7 +528,8 @@ class DeletePayload(Payload):
     @classmethod
     def fromBody(cls, body: bytes) -> DeletePayload:
         body = bytes(body)
-        _needs(body, 4, "Delete payload")
+        if len(body) < 4:
+            raise _tooShort(body, 4, "Delete payload")
         protocolId, spiSize, count = _DELETE.unpack_from(body)
         expected = _DELETE_SPI_SIZES.get(protocolId)
         if expected is None:
@@ -513,17 +541,18 @@ class DeletePayload(Payload):
         if expected == 0:
             if count or len(body) != 4:
                 raise BadLengthError("Delete of the IKE SA carries SPIs")
-            return _build(cls)(protocolId, ())
+            return _BUILDERS.get(cls, cls)(protocolId, ())
         if count * spiSize != len(body) - 4:
             raise BadLengthError(
                 f"Delete payload declares {count} SPIs but holds {len(body) - 4} bytes"
             )
-        return _build(cls)(
+        return _BUILDERS.get(cls, cls)(
             protocolId,
             tuple(body[i : i + spiSize] for i in range(4, len(body), spiSize)),
         )
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class VendorIDPayload(Payload):
     PAYLOAD_TYPE = PayloadType.VENDOR_ID
@@ -535,7 +564,7 @@ class VendorIDPayload(Payload):
 
     @classmethod
     def fromBody(cls, body: bytes) -> VendorIDPayload:
-        return _build(cls)(bytes(body))
+        return _BUILDERS.get(cls, cls)(bytes(body))
 
 
 # -- traffic selectors (RFC 7296 section 3.13) -------------------------------------------
@@ -545,6 +574,7 @@ _IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class TrafficSelector:
     """
@@ -602,6 +632,20 @@ class TrafficSelector:
         )
         return cls(
             tsType, ipProtocol, startPort, endPort, startAddr.packed, endAddr.packed
+        )
+
+    def narrowedTo(self, startAddress: bytes, endAddress: bytes) -> TrafficSelector:
+        """
+        This selector with its address range replaced by another of the same family, as
+        narrowing makes (RFC 7296 section 2.9); only the new addresses need checking.
+
+        @raise ValueError: addresses of another length than this selector's.
+        """
+        size = len(self.startAddress)
+        if len(startAddress) != size or len(endAddress) != size:
+            raise ValueError(f"traffic selector type {self.tsType} needs {size}-byte addresses")
+        return _buildSelector(
+            self.tsType, self.ipProtocol, self.startPort, self.endPort, startAddress, endAddress
         )
 
     @property
@@ -667,21 +711,28 @@ def _icmpText(port: int) -> str:
     return f"{icmpType}({code})" if code else str(icmpType)
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class TSPayload(Payload):
     selectors: tuple[TrafficSelector, ...]
 
     def bodyBytes(self) -> bytes:
-        if len(self.selectors) > 255:
+        selectors = self.selectors
+        if len(selectors) > 255:
             raise ValueError("a TS payload holds at most 255 selectors")
-        return _TYPE_AND_RESERVED.pack(len(self.selectors)) + b"".join(
-            s.toBytes() for s in self.selectors
-        )
+        parts = [_TYPE_AND_RESERVED.pack(len(selectors))]
+        for selector in selectors:
+            parts.append(selector.toBytes())
+        return b"".join(parts)
 
     @classmethod
     def fromBody(cls, body: bytes) -> TSPayload:
         body = bytes(body)
-        _needs(body, 4, "TS payload")
+        known = _repeated.get((cls, body))
+        if known is not None:
+            return known
+        if len(body) < 4:
+            raise _tooShort(body, 4, "TS payload")
         count = body[0]
         offset = 4
         end = len(body)
@@ -718,14 +769,18 @@ class TSPayload(Payload):
             raise BadLengthError(
                 f"TS payload declares {count} selectors but has bytes left over"
             )
-        return _build(cls)(tuple(selectors))
+        payload = _BUILDERS.get(cls, cls)(tuple(selectors))
+        _remember(cls, body, payload)
+        return payload
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class TSiPayload(TSPayload):
     PAYLOAD_TYPE = PayloadType.TSi
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class TSrPayload(TSPayload):
     PAYLOAD_TYPE = PayloadType.TSr
@@ -734,6 +789,7 @@ class TSrPayload(TSPayload):
 # -- encrypted payloads (RFC 7296 section 3.14, RFC 7383) --------------------------------
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class SKPayload(Payload):
     """
@@ -754,9 +810,10 @@ class SKPayload(Payload):
 
     @classmethod
     def fromBody(cls, body: bytes, firstPayload: int = 0) -> SKPayload:
-        return _build(cls)(firstPayload, bytes(body))
+        return _BUILDERS.get(cls, cls)(firstPayload, bytes(body))
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class SKFPayload(Payload):
     """
@@ -777,16 +834,18 @@ class SKFPayload(Payload):
     @classmethod
     def fromBody(cls, body: bytes, firstPayload: int = 0) -> SKFPayload:
         body = bytes(body)
-        _needs(body, 4, "SKF payload")
+        if len(body) < 4:
+            raise _tooShort(body, 4, "SKF payload")
         number, total = _FRAGMENT.unpack_from(body)
         if number == 0 or total == 0 or number > total:
             raise ParseError(f"SKF fragment {number} of {total} is impossible")
-        return _build(cls)(firstPayload, number, total, body[4:])
+        return _BUILDERS.get(cls, cls)(firstPayload, number, total, body[4:])
 
 
 # -- configuration and EAP ---------------------------------------------------------------
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class ConfigAttribute:
     """One configuration attribute; C{value} is raw, its meaning depends on the type."""
@@ -804,6 +863,7 @@ class ConfigAttribute:
         return _ATTRIBUTE.pack(self.attrType, len(self.value)) + self.value
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class CPPayload(Payload):
     PAYLOAD_TYPE = PayloadType.CP
@@ -812,14 +872,20 @@ class CPPayload(Payload):
     attributes: tuple[ConfigAttribute, ...]
 
     def bodyBytes(self) -> bytes:
-        return _TYPE_AND_RESERVED.pack(self.cfgType) + b"".join(
-            a.toBytes() for a in self.attributes
-        )
+        parts = [_TYPE_AND_RESERVED.pack(self.cfgType)]
+        for attribute in self.attributes:
+            parts.append(_ATTRIBUTE.pack(attribute.attrType, len(attribute.value)))
+            parts.append(attribute.value)
+        return b"".join(parts)
 
     @classmethod
     def fromBody(cls, body: bytes) -> CPPayload:
         body = bytes(body)
-        _needs(body, 4, "CP payload")
+        known = _repeated.get((cls, body))
+        if known is not None:
+            return known
+        if len(body) < 4:
+            raise _tooShort(body, 4, "CP payload")
         offset = 4
         end = len(body)
         attributes = []
@@ -837,9 +903,12 @@ class CPPayload(Payload):
                 _buildAttribute(attrType & 0x7FFF, body[offset : offset + length])
             )
             offset += length
-        return _build(cls)(body[0], tuple(attributes))
+        payload = _BUILDERS.get(cls, cls)(body[0], tuple(attributes))
+        _remember(cls, body, payload)
+        return payload
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class EAPPayload(Payload):
     """
@@ -863,13 +932,14 @@ class EAPPayload(Payload):
     @classmethod
     def fromBody(cls, body: bytes) -> EAPPayload:
         body = bytes(body)
-        _needs(body, 4, "EAP payload")
+        if len(body) < 4:
+            raise _tooShort(body, 4, "EAP payload")
         length = _EAP_LENGTH.unpack_from(body, 2)[0]
         if length != len(body):
             raise BadLengthError(
                 f"EAP length field {length} does not match the {len(body)}-byte payload"
             )
-        return _build(cls)(body)
+        return _BUILDERS.get(cls, cls)(body)
 
 
 #: Payload type -> class, for every payload this codec understands.
@@ -898,7 +968,8 @@ PAYLOAD_CLASSES: dict[int, type[Payload]] = {
 
 
 # The decoders build what they decode without __init__ (see ikehub.wire._frozen): each value
-# has been bounded by the decoder itself, which makes the __post_init__ checks redundant.
+# has been bounded by the decoder itself, which makes the __post_init__ checks redundant. A
+# subclass of ours (not in the table) is built by its own __init__.
 _BUILDERS = {
     cls: trustedBuilder(cls)
     for cls in (
@@ -911,8 +982,3 @@ _BUILDERS = {
 _buildProposal = _BUILDERS[Proposal]
 _buildSelector = _BUILDERS[TrafficSelector]
 _buildAttribute = _BUILDERS[ConfigAttribute]
-
-
-def _build(cls):
-    """The trusted builder of payload class C{cls}, or C{cls} itself for a subclass of ours."""
-    return _BUILDERS.get(cls, cls)
