@@ -30,17 +30,15 @@ def prfPlus(prf: PrfAlgorithm, key: bytes, seed: bytes, length: int) -> bytes:
             f"{MAX_PRF_PLUS_BLOCKS * prf.outputLength} bytes, not {length}"
         )
     keyed = prf.keyed(key)
+    count = -(-length // prf.outputLength)
     blocks = []
     previous = b""
-    produced = 0
-    counter = 1
-    while produced < length:
-        mac = keyed.copy()
+    for counter in range(1, count + 1):
+        # Keyed once, copied per block; the last block uses the keyed original itself.
+        mac = keyed.copy() if counter < count else keyed
         mac.update(previous + seed + bytes((counter,)))
         previous = mac.finalize()
         blocks.append(previous)
-        produced += len(previous)
-        counter += 1
     return b"".join(blocks)[:length]
 
 

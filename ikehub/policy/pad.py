@@ -28,7 +28,7 @@ class PADEntry:
     remoteTs: tuple
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PADDecision:
     """
     Which entry governs a peer, and why. The sentence saying why is written only when read:
