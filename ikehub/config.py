@@ -81,7 +81,6 @@ _HUB_KEYS = (
     "retransmit_timeout",
     "retransmit_base",
     "retransmit_tries",
-    "force_encap",
     "save_keys",
 )
 _POOL_KEYS = ("addresses", "dns")
@@ -166,7 +165,6 @@ class HubConfig:
     retransmitTimeout: float
     retransmitBase: float
     retransmitTries: int
-    forceEncap: bool
     saveKeys: str | None
     pools: Mapping[str, PoolConfig]
     peers: tuple[PeerConfig, ...]
@@ -549,7 +547,6 @@ class _Validator:
             table, "retransmit_base", where, 1.8, 1, inclusive=True
         )
         values["retransmitTries"] = self.integer(table, "retransmit_tries", where, 5, 0)
-        values["forceEncap"] = self.boolean(table, "force_encap", where, True)
         values["saveKeys"] = self.saveKeys(table)
         if any(value is INVALID for value in values.values()):
             return None

@@ -35,7 +35,6 @@ def settingsFromConfig(config: HubConfig) -> IKESettings:
         retransmitTimeout=config.retransmitTimeout,
         retransmitBase=config.retransmitBase,
         retransmitTries=config.retransmitTries,
-        forceEncap=config.forceEncap,
     )
 
 

@@ -74,7 +74,6 @@ def test_exampleLoads():
     assert peer.auth == "psk" and len(peer.psk) >= 16
     assert peer.pool == "roadwarriors"
     assert peer.localTs == (ipaddress.ip_network("203.0.113.0/24"),)
-    assert config.forceEncap is True
 
 
 def test_exampleUsesOnlyDocumentationAddresses():
@@ -146,7 +145,6 @@ def test_minimalConfigGetsDefaults(tmp_path):
         1.8,
         5,
     )
-    assert config.forceEncap is True
     assert config.saveKeys is None
     assert dict(config.pools) == {}
     [peer] = config.peers
@@ -180,7 +178,6 @@ def test_fullConfig(tmp_path):
         retransmit_timeout = 0.5
         retransmit_base = 1
         retransmit_tries = 0
-        force_encap = false
         save_keys = "keys/ikev2_decryption_table"
 
         [pools.rw]
@@ -216,7 +213,6 @@ def test_fullConfig(tmp_path):
         1.0,
         0,
     )
-    assert config.forceEncap is False
     assert config.saveKeys == str(keyDirectory / "ikev2_decryption_table")
     assert config.pools["rw"] == PoolConfig(
         "rw",
@@ -373,8 +369,6 @@ def hubWith(line):
         ("retransmit_tries = 1.5", "hub.retransmit_tries", "expected a whole number"),
         ("half_open_timeout = true", "hub.half_open_timeout", "expected a number"),
         ('retransmit_timeout = "2"', "hub.retransmit_timeout", "expected a number"),
-        ("force_encap = 1", "hub.force_encap", "expected true or false"),
-        ('force_encap = "yes"', "hub.force_encap", "expected true or false"),
         ("save_keys = false", "hub.save_keys", "expected a string"),
         ('ike_proposals = "aes256gcm16-prfsha384-x25519"', "hub.ike_proposals", "expected a list"),
     ],
@@ -767,7 +761,6 @@ def _withValue(section, key, value):
             "half_open_timeout",
             "save_keys",
             "ike_proposals",
-            "force_encap",
         )
     ]
     + [("pool", key) for key in ("addresses", "dns")]

@@ -183,8 +183,9 @@ class ResponderExchanges:
             KEPayload(suite.keGroup, kex.publicKey),
             NoncePayload(nonceR),
         ]
-        local = None if self.settings.forceEncap else self.localAddressFor(peer)
-        answer.extend(natDetectionNotifies(header.spiI, spiR, local, peer))
+        # Always report a NAT (a random source hash): the hub's ESP lives in userspace and only
+        # sees UDP, so every peer must encapsulate (RFC 3948).
+        answer.extend(natDetectionNotifies(header.spiI, spiR, None, peer))
         responseHeader = IKEHeader.outgoing(
             header.spiI, spiR, ExchangeType.IKE_SA_INIT, _RESPONSE, 0
         )
@@ -192,13 +193,6 @@ class ResponderExchanges:
         sa.lastRequestHash = b""
         self.sas[spiR] = sa
         self.halfOpen[(header.spiI, peer)] = sa
-
-    def localAddressFor(self, peer) -> tuple[str, int] | None:
-        """
-        The hub's own address as the peer sees it, for an honest NAT_DETECTION_SOURCE_IP; unknown
-        to the sans-IO core unless the glue tells it, so L{None} (a NAT is reported).
-        """
-        return None
 
     # -- IKE_AUTH ---------------------------------------------------------------------------
 

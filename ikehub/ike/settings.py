@@ -23,8 +23,5 @@ class IKESettings:
     retransmitTimeout: float = 2.0
     retransmitBase: float = 1.8
     retransmitTries: int = 5
-    #: Claim to be behind a NAT so that peers float to UDP 4500 and encapsulate ESP (RFC 3948):
-    #: the hub's ESP lives in userspace and only sees UDP.
-    forceEncap: bool = True
     #: INVALID_IKE_SPI answers to unknown-SPI requests allowed per second (RFC 7296 2.21.4).
     invalidSpiRate: float = 10.0
