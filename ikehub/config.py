@@ -261,8 +261,8 @@ def _describe(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def _kind(value: object) -> str:
-    """What a TOML value is, without its content (for secrets)."""
+def valueKind(value: object) -> str:
+    """What a TOML value is, without its content (values may be secrets)."""
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, (int, float)):
@@ -330,7 +330,7 @@ class _Validator:
                 return INVALID
             return default
         if not isinstance(value, str):
-            got = _kind(value) if secret else _describe(value)
+            got = valueKind(value) if secret else _describe(value)
             self.problem(f"{where}.{key}", f"expected a string in quotes, got {got}")
             return INVALID
         return value

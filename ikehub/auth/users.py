@@ -30,7 +30,7 @@ import tomllib
 from dataclasses import dataclass, field
 
 from ikehub.auth.eap.mschapv2 import ntPasswordHash
-from ikehub.config import ConfigError
+from ikehub.config import ConfigError, valueKind
 
 __all__ = ["User", "UserDatabase", "UserDatabaseError", "loadUsers"]
 
@@ -144,21 +144,6 @@ def loadUsers(path: str) -> UserDatabase:
     return _Validator(path).validate(document)
 
 
-def _kind(value: object) -> str:
-    """What a TOML value is, without its content (values here may be secrets)."""
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return f"a {type(value).__name__}"
-
-
 class _Validator:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -189,7 +174,7 @@ class _Validator:
         elif not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
             self.problem(
                 "users",
-                f"expected [[users]] tables, got {_kind(entries)}; start each user "
+                f"expected [[users]] tables, got {valueKind(entries)}; start each user "
                 "with a [[users]] line",
             )
         else:
@@ -213,7 +198,7 @@ class _Validator:
             self.problem(f"{where}.name", 'missing; give the user name, like name = "alice"')
             ok = False
         elif not isinstance(name, str):
-            self.problem(f"{where}.name", f"expected a string in quotes, got {_kind(name)}")
+            self.problem(f"{where}.name", f"expected a string in quotes, got {valueKind(name)}")
             ok = False
         elif not name or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
             self.problem(f"{where}.name", "must be non-empty and without control characters")
@@ -248,7 +233,7 @@ class _Validator:
             value = table["password"]
             if not isinstance(value, str):
                 self.problem(
-                    f"{where}.password", f"expected a string in quotes, got {_kind(value)}"
+                    f"{where}.password", f"expected a string in quotes, got {valueKind(value)}"
                 )
                 ok = False
             elif not value:
@@ -259,7 +244,7 @@ class _Validator:
         else:
             value = table["nt_hash"]
             if not isinstance(value, str):
-                self.problem(f"{where}.nt_hash", f"expected a string in quotes, got {_kind(value)}")
+                self.problem(f"{where}.nt_hash", f"expected a string in quotes, got {valueKind(value)}")
                 ok = False
             else:
                 ntHash = self.ntHash(f"{where}.nt_hash", value)
