@@ -121,3 +121,111 @@ class IPacketInterface(Interface):
         """
         Stop delivering packets; they wait (or are dropped by the kernel) until reading resumes.
         """
+
+
+# -- authenticators and EAP methods (plugins) ------------------------------------------------
+#
+# Built-ins live in ikehub/plugins/; a third party drops one module into any ikehub/plugins/
+# directory on sys.path. Discovery is twisted.plugin.getPlugins(IAuthenticatorPlugin or
+# IEAPMethodPlugin, ikehub.plugins). A plugin object is cheap and stateless; its build() runs once
+# at start with a PluginContext and returns the live authenticator or EAP method. build() raises
+# ikehub.auth.plugin.PluginConfigError (naming the key and what to do) for a bad configuration.
+#
+# Results may be plain values or Deferreds firing with them: a RADIUS relay or a PSK looked up in
+# a database answers later, a local method at once. The IKE machine accepts both.
+
+
+class IAuthenticatorPlugin(Interface):
+    """
+    A way for a peer to prove its identity with an AUTH payload (RFC 7296 section 2.15): a
+    pre-shared key, a signature with a certificate, or anything a third party adds.
+    """
+
+    name = Attribute("The name peers choose it by in the configuration: auth = NAME.")
+
+    def build(context):
+        """
+        Make the authenticator for this hub.
+
+        @param context: an L{ikehub.auth.plugin.PluginContext} (options, trust store, the hub's
+            credentials, users, clock).
+        @return: an L{IAuthenticator}.
+        """
+
+
+class IAuthenticator(Interface):
+    """
+    A built authenticator: checks one peer's AUTH payload.
+    """
+
+    name = Attribute("The configuration name, as its plugin's.")
+
+    def authenticate(attempt):
+        """
+        Decide whether C{attempt} (an L{ikehub.auth.plugin.AuthAttempt}: identity, PAD entry,
+        AUTH method and data, certificates, and helpers that verify a PSK MAC or a signature)
+        proves the claimed identity.
+
+        @return: an L{ikehub.auth.plugin.AuthResult} or a Deferred firing with one. It must not
+            raise for anything a peer sends; a refusal carries a reason for the PAD's decision
+            record (never a secret).
+        """
+
+
+class IEAPMethodPlugin(Interface):
+    """
+    An EAP server method (RFC 3748) the hub can run inside IKE_AUTH (RFC 7296 section 2.16).
+    """
+
+    name = Attribute("The configuration name, e.g. 'eap-mschapv2'.")
+    mutual = Attribute(
+        "True when the method authenticates the server too and yields an MSK, so it may be "
+        "used without the hub's certificate AUTH (EAP-only authentication, RFC 5998)."
+    )
+
+    def build(context):
+        """
+        Make the method for this hub.
+
+        @param context: an L{ikehub.auth.plugin.PluginContext}.
+        @return: an L{IEAPMethod}.
+        """
+
+
+class IEAPMethod(Interface):
+    """
+    A built EAP method: starts one conversation per IKE SA.
+    """
+
+    name = Attribute("The configuration name, as its plugin's.")
+
+    def newSession(peerIdentity, identityRound):
+        """
+        Start the authenticator side of one peer's EAP conversation.
+
+        @param peerIdentity: the initiator's IDi as text.
+        @param identityRound: whether to begin with an EAP Identity Request.
+        @return: an L{IEAPSession}.
+        """
+
+
+class IEAPSession(Interface):
+    """
+    One peer's EAP conversation, driven by the IKE_AUTH rounds.
+
+    Outcomes are L{ikehub.auth.eap.conversation.Continue} (send C{message} to the peer),
+    C{Succeeded} (send C{message}, the EAP-Success; C{msk} keys the final AUTH payloads) or
+    C{Failed} (send C{message}, the EAP-Failure).
+    """
+
+    def start():
+        """
+        @return: the first outcome (a Continue with the first Request), or a Deferred of it.
+        """
+
+    def receive(data):
+        """
+        The peer's next EAP message (bytes).
+
+        @return: the outcome, or a Deferred of it. Never raises for any bytes.
+        """

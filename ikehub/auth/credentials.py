@@ -26,6 +26,7 @@ __all__ = [
     "CA_FILE_SUFFIXES",
     "CRL_FILE_SUFFIXES",
     "CredentialError",
+    "HubCredentials",
     "loadCAs",
     "loadCRLs",
     "loadCertificateChain",
@@ -273,3 +274,23 @@ def loadPrivateKey(path: str | os.PathLike[str], password: str | bytes | None = 
             path, f"a {type(key).__name__} cannot sign IKE AUTH (use RSA, ECDSA, Ed25519 or Ed448)"
         )
     return key
+
+
+class HubCredentials:
+    """
+    The hub's own certificate chain (end entity first) and the private key of its end entity,
+    loaded once at start; what the hub signs its AUTH payloads and EAP-TLS handshakes with.
+    """
+
+    __slots__ = ("chain", "privateKey")
+
+    def __init__(self, chain: Iterable[x509.Certificate], privateKey: PrivateKey) -> None:
+        self.chain: tuple[x509.Certificate, ...] = tuple(chain)
+        self.privateKey = privateKey
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return self.chain[0]
+
+    def __repr__(self) -> str:
+        return f"<HubCredentials {_subject(self.chain[0])}, private key redacted>"

@@ -82,6 +82,10 @@ class Succeeded:
     msk: bytes | None = field(default=None, repr=False)
     message: bytes = b""
     identity: str | None = None
+    #: Groups an external server (RADIUS Class) put the peer in, for the PAD to match.
+    groups: tuple[str, ...] = ()
+    #: A virtual IP an external server assigned (RADIUS Framed-IP-Address), as text.
+    address: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
