@@ -65,7 +65,7 @@ _DEFAULT_LOCAL_TS = ("0.0.0.0/0", "::/0")
 _AUTH_NAME = re.compile(r"[a-z0-9-]+")
 _POOL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
-_TOP_KEYS = ("hub", "esp", "tun", "spd", "pools", "peers")
+_TOP_KEYS = ("hub", "esp", "tun", "spd", "pools", "peers", "auth")
 _ESP_KEYS = ("replay_window", "lifetime", "lifetime_bytes", "lifetime_packets")
 _TUN_KEYS = ("enabled", "name", "mtu", "address", "routes")
 _TUN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
@@ -82,6 +82,11 @@ _HUB_KEYS = (
     "retransmit_base",
     "retransmit_tries",
     "save_keys",
+    "certificate",
+    "private_key",
+    "ca",
+    "crls",
+    "users",
 )
 _POOL_KEYS = ("addresses", "dns")
 _PEER_KEYS = (
@@ -93,7 +98,13 @@ _PEER_KEYS = (
     "pool",
     "local_ts",
     "remote_ts",
+    "local_auth",
+    "eap_identity",
+    "remote_addrs",
+    "groups",
 )
+#: How the hub proves itself to a peer: with the peer's PSK, or with its certificate.
+LOCAL_AUTHS = ("psk", "pubkey")
 
 
 class ConfigError(Exception):
@@ -147,6 +158,14 @@ class PeerConfig:
     pool: str | None = None
     localTs: tuple[Network, ...] = tuple(ipaddress.ip_network(n) for n in _DEFAULT_LOCAL_TS)
     remoteTs: tuple[Network | str, ...] = (DYNAMIC,)
+    #: How the hub authenticates to this peer: "psk" or "pubkey" (its certificate).
+    localAuth: str = "psk"
+    #: EAP methods: begin with an EAP Identity round instead of using IDi.
+    eapIdentity: bool = False
+    #: Networks the peer's IKE address must lie in (empty: anywhere).
+    remoteAddrs: tuple[Network, ...] = ()
+    #: Groups (e.g. RADIUS Class) the peer must be in, any of them (empty: no requirement).
+    groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +190,16 @@ class HubConfig:
     esp: "EspConfig" = None  # type: ignore[assignment]
     tun: "TunConfig" = None  # type: ignore[assignment]
     spd: SPD = None  # type: ignore[assignment]
+    #: The hub's own certificate chain and key (HubCredentials), or None.
+    credentials: Any = None
+    #: The CAs (and CRLs) peer certificates are checked against (TrustStore), or None.
+    trust: Any = None
+    #: The local user database of the EAP methods (UserDatabase), or None.
+    users: Any = None
+    #: Each authenticator plugin's own C{[auth.NAME]} table, read-only.
+    authOptions: Mapping[str, Mapping[str, Any]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +222,15 @@ class TunConfig:
     mtu: int = 0
     address: Any = None
     routes: tuple = ()
+
+
+def _sameKey(a: Any, b: Any) -> bool:
+    from cryptography.hazmat.primitives import serialization
+
+    form = serialization.PublicFormat.SubjectPublicKeyInfo
+    return a.public_bytes(serialization.Encoding.DER, form) == b.public_bytes(
+        serialization.Encoding.DER, form
+    )
 
 
 def defaultConfigPath() -> str:
@@ -442,6 +480,9 @@ class _Validator:
         tunTable = self.table(document, "tun", "tun")
         tun = self.tun(tunTable) if tunTable is not INVALID else INVALID
         spd = self.spd(document.get("spd", []))
+        authOptions = self.authOptions(document.get("auth", {}))
+        if hub is not None:
+            self.checkCredentialUse(hub, peers)
         if self.problems or hub is None:
             raise ConfigError("\n".join(self.problems), tuple(self.problems))
         return HubConfig(
@@ -451,6 +492,7 @@ class _Validator:
             esp=esp,
             tun=tun,
             spd=spd,
+            authOptions=authOptions,
             **hub,
         )
 
@@ -490,7 +532,10 @@ class _Validator:
             try:
                 address = ipaddress.ip_interface(text)
             except ValueError as e:
-                self.problem("tun.address", f"{text!r} is not an address with a prefix like 198.51.100.1/24: {e}")
+                self.problem(
+                    "tun.address",
+                    f"{text!r} is not an address with a prefix like 198.51.100.1/24: {e}",
+                )
                 address = INVALID
         routes: Any = ()
         if table.get("routes", []) != []:  # an empty list is fine here: no extra routes
@@ -548,9 +593,147 @@ class _Validator:
         )
         values["retransmitTries"] = self.integer(table, "retransmit_tries", where, 5, 0)
         values["saveKeys"] = self.saveKeys(table)
+        values.update(self.credentials(table))
         if any(value is INVALID for value in values.values()):
             return None
         return values
+
+    # -- certificates, CAs and users --------------------------------------------------------
+
+    def credentials(self, table: dict) -> dict[str, Any]:
+        """
+        The hub's certificate and key, the CAs for peers' certificates and the EAP user
+        database: read now, so that a wrong file stops the hub at start, named.
+        """
+        from ikehub.auth.certs import CertificateError, TrustStore
+        from ikehub.auth.credentials import (
+            CredentialError,
+            HubCredentials,
+            loadCAs,
+            loadCertificateChain,
+            loadCRLs,
+            loadPrivateKey,
+        )
+
+        values: dict[str, Any] = {"credentials": None, "trust": None, "users": None}
+        certificate = self.string(table, "certificate", "hub", "")
+        privateKey = self.string(table, "private_key", "hub", "")
+        if certificate is INVALID or privateKey is INVALID:
+            values["credentials"] = INVALID
+        elif bool(certificate) != bool(privateKey):
+            missing = "private_key" if certificate else "certificate"
+            self.problem(
+                f"hub.{missing}",
+                "missing; the hub's certificate and its private key go together: set both "
+                "hub.certificate (PEM chain, end entity first) and hub.private_key",
+            )
+            values["credentials"] = INVALID
+        elif certificate:
+            try:
+                chain = loadCertificateChain(self.resolve(certificate))
+            except CredentialError as e:
+                self.problem("hub.certificate", f"{e}")
+                chain = None
+            try:
+                key = loadPrivateKey(self.resolve(privateKey))
+            except CredentialError as e:
+                self.problem("hub.private_key", f"{e}")
+                key = None
+            if chain is None or key is None:
+                values["credentials"] = INVALID
+            elif not _sameKey(chain[0].public_key(), key.public_key()):
+                self.problem(
+                    "hub.private_key",
+                    f"is not the key of the certificate in {certificate}; point both at the "
+                    "same key pair",
+                )
+                values["credentials"] = INVALID
+            else:
+                values["credentials"] = HubCredentials(chain, key)
+        cas = self.pathList(table, "ca")
+        crls = self.pathList(table, "crls")
+        if cas is INVALID or crls is INVALID:
+            values["trust"] = INVALID
+        elif crls and not cas:
+            self.problem("hub.crls", "CRLs need the CAs they belong to; set hub.ca too")
+            values["trust"] = INVALID
+        elif cas:
+            try:
+                caCerts = loadCAs(cas)
+            except CredentialError as e:
+                self.problem("hub.ca", f"{e}")
+                caCerts = None
+            try:
+                crlList = loadCRLs(crls)
+            except CredentialError as e:
+                self.problem("hub.crls", f"{e}")
+                crlList = None
+            if caCerts is None or crlList is None:
+                values["trust"] = INVALID
+            else:
+                try:
+                    values["trust"] = TrustStore(caCerts, crlList)
+                except CertificateError as e:
+                    self.problem("hub.ca", f"{e}")
+                    values["trust"] = INVALID
+        users = self.string(table, "users", "hub", "")
+        if users is INVALID:
+            values["users"] = INVALID
+        elif users:
+            from ikehub.auth.users import UserDatabaseError, loadUsers
+
+            try:
+                values["users"] = loadUsers(self.resolve(users))
+            except UserDatabaseError as e:
+                self.problems.extend(e.problems)
+                values["users"] = INVALID
+        return values
+
+    def pathList(self, table: dict, key: str) -> Any:
+        """A string or a list of strings naming files or directories, resolved."""
+        value = table.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        texts = self.stringList({key: value}, key, "hub", [], f'["{key}/"]') if value else []
+        if texts is INVALID:
+            return INVALID
+        return [self.resolve(text) for text in texts]
+
+    def checkCredentialUse(self, hub: dict[str, Any], peers: list[PeerConfig]) -> None:
+        """
+        Peers that need the hub's certificate, or CAs to check theirs, when none are set.
+        """
+        for index, peer in enumerate(peers):
+            if peer.localAuth == "pubkey" and hub.get("credentials") is None:
+                self.problem(
+                    f"peers[{index}]",
+                    f"the hub authenticates to {peer.name!r} with its certificate "
+                    f'(local_auth = "pubkey", the default with auth = {peer.auth!r}); set '
+                    'hub.certificate and hub.private_key, or use local_auth = "psk"',
+                )
+            if peer.auth == "pubkey" and hub.get("trust") is None:
+                self.problem(
+                    f"peers[{index}].auth",
+                    '"pubkey" checks peer certificates against trusted CAs; set hub.ca to '
+                    "the CA certificates (files or directories)",
+                )
+
+    def authOptions(self, value: Any) -> Mapping[str, Mapping[str, Any]]:
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            self.problem(
+                "auth",
+                'expected one table per authenticator, like [auth."eap-radius"]; got '
+                f"{_describe(value)}",
+            )
+            return MappingProxyType({})
+        for name in value:
+            if not _AUTH_NAME.fullmatch(name):
+                self.problem(
+                    f"auth.{name}",
+                    "is not an authenticator name; use lowercase "
+                    'letters, digits and "-", like [auth."eap-radius"]',
+                )
+        return MappingProxyType({k: MappingProxyType(v) for k, v in value.items()})
 
     def listen(self, table: dict) -> Any:
         values = self.stringList(table, "listen", "hub", ["0.0.0.0"], '["0.0.0.0"]')
@@ -715,10 +898,45 @@ class _Validator:
             pool = INVALID
         localTs = self.selectors(table, "local_ts", where, list(_DEFAULT_LOCAL_TS), False)
         remoteTs = self.selectors(table, "remote_ts", where, [DYNAMIC], True)
-        values = (name, identity, auth, psk, pool, localTs, remoteTs)
+        localAuth = self.string(table, "local_auth", where, "psk" if auth == "psk" else "pubkey")
+        if localAuth is not INVALID and localAuth not in LOCAL_AUTHS:
+            self.problem(
+                f"{where}.local_auth",
+                f"{localAuth!r} is not how the hub can authenticate; use "
+                '"pubkey" (the hub\'s certificate) or "psk"',
+            )
+            localAuth = INVALID
+        if localAuth == "psk" and auth is not INVALID and auth.startswith("eap-"):
+            self.problem(
+                f"{where}.local_auth",
+                f'"psk" needs the peer\'s pre-shared key, and this peer uses {auth!r}; '
+                'use local_auth = "pubkey"',
+            )
+            localAuth = INVALID
+        eapIdentity = self.boolean(table, "eap_identity", where, False)
+        remoteAddrs: Any = ()
+        if "remote_addrs" in table:
+            remoteAddrs = self.selectors(table, "remote_addrs", where, [], allowDynamic=False)
+        groups = ()
+        if "groups" in table:
+            groups = self.stringList(table, "groups", where, [], '["staff"]')
+            groups = tuple(groups) if groups is not INVALID else INVALID
+        values = (
+            name,
+            identity,
+            auth,
+            psk,
+            pool,
+            localTs,
+            remoteTs,
+            localAuth,
+            eapIdentity,
+            remoteAddrs,
+            groups,
+        )
         if any(v is INVALID for v in values):
             return None
-        return PeerConfig(name, identity, auth, psk, pool, localTs, remoteTs)
+        return PeerConfig(*values)
 
     def selectors(
         self, table: dict, key: str, where: str, default: list[str], allowDynamic: bool

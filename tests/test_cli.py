@@ -15,6 +15,9 @@ VALID = f"""
 [hub]
 identity = "hub.example.com"
 listen = ["192.0.2.1", "2001:db8::1"]
+certificate = "hub.pem"
+private_key = "hub.key"
+ca = "cas"
 
 [pools.rw]
 addresses = "198.51.100.0/24"
@@ -34,6 +37,10 @@ auth = "pubkey"
 
 @pytest.fixture
 def configFile(tmp_path):
+    from tests.test_config import hubPki
+
+    hubPki(tmp_path)
+
     def write(text):
         path = tmp_path / "ikehub.toml"
         path.write_text(textwrap.dedent(text))

@@ -163,6 +163,7 @@ def test_fullConfig(tmp_path):
     """Every key is read into the result objects."""
     keyDirectory = tmp_path / "keys"
     keyDirectory.mkdir()
+    hubPki(tmp_path)
     config = load(
         tmp_path,
         f"""
@@ -179,6 +180,13 @@ def test_fullConfig(tmp_path):
         retransmit_base = 1
         retransmit_tries = 0
         save_keys = "keys/ikev2_decryption_table"
+        certificate = "hub.pem"
+        private_key = "hub.key"
+        ca = ["cas/"]
+        users = "users.toml"
+
+        [auth."eap-radius"]
+        timeout = 2
 
         [pools.rw]
         addresses = "198.51.100.0/24"
@@ -199,6 +207,9 @@ def test_fullConfig(tmp_path):
         [[peers]]
         identity = "bob@example.com"
         auth = "eap-mschapv2"
+        eap_identity = true
+        remote_addrs = ["192.0.2.0/24"]
+        groups = ["staff"]
         """,
     )
     assert config.identity.idType == 9
@@ -228,6 +239,14 @@ def test_fullConfig(tmp_path):
     assert Identity.fromString("carol@example.com").matches(first.identity)
     assert first.remoteTs == ("dynamic", ipaddress.ip_network("203.0.113.0/24"))
     assert (second.name, second.auth, second.psk) == ("peer1", "eap-mschapv2", None)
+    assert (first.localAuth, second.localAuth) == ("psk", "pubkey")
+    assert (first.eapIdentity, second.eapIdentity) == (False, True)
+    assert second.remoteAddrs == (ipaddress.ip_network("192.0.2.0/24"),)
+    assert second.groups == ("staff",)
+    assert config.credentials.certificate.subject.rfc4514_string().startswith("CN=hub.example.com")
+    assert len(config.trust.cas) == 1
+    assert "carol" in config.users
+    assert dict(config.authOptions["eap-radius"]) == {"timeout": 2}
 
 
 def test_resultObjectsAreImmutable(tmp_path):
@@ -575,7 +594,9 @@ def test_otherAuthenticatorsAreLeftToTheService(tmp_path):
     """Any well-formed authenticator name is accepted here; the service checks it exists."""
     config = load(
         tmp_path,
-        MINIMAL.replace('auth = "psk"', 'auth = "frobnicate-2"').replace(f'psk = "{PSK}"', ""),
+        MINIMAL.replace('auth = "psk"', 'auth = "frobnicate-2"').replace(
+            f'psk = "{PSK}"', 'local_auth = "psk"'
+        ),
     )
     assert config.peers[0].auth == "frobnicate-2"
     assert config.peers[0].psk is None
@@ -833,3 +854,117 @@ def test_datapathSectionErrorsNameTheKey(tmp_path, section, key):
     with pytest.raises(ConfigError) as raised:
         loadConfig(write(tmp_path, MINIMAL + "\n" + section))
     assert f": {key}" in str(raised.value) or f"{key}:" in str(raised.value), str(raised.value)
+
+
+# -- certificates, CAs, users and how peers authenticate ------------------------------------
+
+
+def hubPki(directory, keyMode=0o600):
+    """A CA in cas/ca.pem, the hub's certificate hub.pem and key hub.key, and a users file."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.pki import dn, issue, writePem
+
+    caKey = ec.generate_private_key(ec.SECP256R1())
+    ca = issue(dn("Test CA"), caKey, dn("Test CA"), caKey, ca=True)
+    hubKey = ec.generate_private_key(ec.SECP256R1())
+    hub = issue(dn("hub.example.com"), hubKey, dn("Test CA"), caKey)
+    (directory / "cas").mkdir()
+    writePem(directory / "cas" / "ca.pem", ca)
+    writePem(directory / "hub.pem", hub)
+    writePem(directory / "hub.key", hubKey, mode=keyMode)
+    users = directory / "users.toml"
+    users.write_text('[[users]]\nname = "carol"\npassword = "carol-password"\n')
+    users.chmod(0o600)
+    return caKey, ca
+
+
+EAP_PEER = """
+[[peers]]
+identity = "bob@example.com"
+auth = "eap-mschapv2"
+"""
+
+
+def test_eapPeerNeedsTheHubsCertificate(tmp_path):
+    """The hub proves itself with its certificate to EAP peers; without one, say so."""
+    message = problems(tmp_path, MINIMAL + EAP_PEER)
+    assert ": peers[1]: " in message and "hub.certificate" in message
+
+
+def test_certificateWithoutKeyAndKeyWithoutCertificate(tmp_path):
+    hubPki(tmp_path)
+    message = problems(
+        tmp_path, MINIMAL.replace('"hub.example.com"', '"hub.example.com"\ncertificate = "hub.pem"')
+    )
+    assert ": hub.private_key: missing" in message
+    message = problems(
+        tmp_path, MINIMAL.replace('"hub.example.com"', '"hub.example.com"\nprivate_key = "hub.key"')
+    )
+    assert ": hub.certificate: missing" in message
+
+
+def test_keyThatIsNotTheCertificatesKey(tmp_path):
+    """A private key for another certificate is found at start, not at the first peer."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.pki import writePem
+
+    hubPki(tmp_path)
+    writePem(tmp_path / "other.key", ec.generate_private_key(ec.SECP256R1()), mode=0o600)
+    text = MINIMAL.replace(
+        '"hub.example.com"', '"hub.example.com"\ncertificate = "hub.pem"\nprivate_key = "other.key"'
+    )
+    message = problems(tmp_path, text)
+    assert ": hub.private_key: is not the key of the certificate" in message
+
+
+def test_privateKeyReadableByOthersIsRefused(tmp_path):
+    hubPki(tmp_path, keyMode=0o644)
+    text = MINIMAL.replace(
+        '"hub.example.com"', '"hub.example.com"\ncertificate = "hub.pem"\nprivate_key = "hub.key"'
+    )
+    message = problems(tmp_path, text)
+    assert ": hub.private_key: " in message and "hub.key" in message
+
+
+def test_missingCaDirectoryAndPubkeyPeerWithoutCas(tmp_path):
+    message = problems(
+        tmp_path, MINIMAL.replace('"hub.example.com"', '"hub.example.com"\nca = "nowhere/"')
+    )
+    assert ": hub.ca: " in message
+    hubPki(tmp_path)
+    pubkey = MINIMAL.replace(
+        '"hub.example.com"', '"hub.example.com"\ncertificate = "hub.pem"\nprivate_key = "hub.key"'
+    )
+    pubkey += '\n[[peers]]\nidentity = "gw.example.com"\nauth = "pubkey"\n'
+    message = problems(tmp_path, pubkey)
+    assert ": peers[1].auth: " in message and "hub.ca" in message
+
+
+@pytest.mark.parametrize(
+    "line, key",
+    [
+        ('local_auth = "eap"', "local_auth"),
+        ("eap_identity = 1", "eap_identity"),
+        ('remote_addrs = ["192.0.2.300/32"]', "remote_addrs[0]"),
+        ("groups = [1]", "groups[0]"),
+    ],
+)
+def test_badPeerAuthenticationKeys(tmp_path, line, key):
+    message = problems(tmp_path, MINIMAL + line + "\n")
+    assert f": peers[0].{key}: " in message
+
+
+def test_localPskNeedsAPskPeer(tmp_path):
+    hubPki(tmp_path)
+    text = MINIMAL.replace(
+        '"hub.example.com"', '"hub.example.com"\ncertificate = "hub.pem"\nprivate_key = "hub.key"'
+    )
+    message = problems(tmp_path, text + EAP_PEER + 'local_auth = "psk"\n')
+    assert ": peers[1].local_auth: " in message
+
+
+def test_authTablesMustBeTables(tmp_path):
+    message = problems(tmp_path, MINIMAL + '\n[auth]\n"eap-radius" = 3\n')
+    assert ": auth: " in message
