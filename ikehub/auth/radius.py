@@ -235,6 +235,8 @@ def parseAttributes(data: bytes, what: str = "attribute") -> tuple[tuple[int, by
             raise RADIUSParseError(f"truncated {what} header at offset {offset}")
         attrType = data[offset]
         attrLength = data[offset + 1]
+        if attrType == 0:
+            raise RADIUSParseError(f"{what} type 0 at offset {offset}")
         if attrLength < 2:
             raise RADIUSParseError(f"{what} {attrType} has Length {attrLength} (below 2)")
         if offset + attrLength > end:

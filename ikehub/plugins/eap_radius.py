@@ -49,6 +49,8 @@ class EAPRadiusPlugin:
     mutual = True
 
     def build(self, context: PluginContext) -> Any:
+        from twisted.internet.error import CannotListenError
+
         from ikehub.auth.radius import RADIUSEAPMethod, listen
 
         options = _Options(context)
@@ -64,7 +66,7 @@ class EAPRadiusPlugin:
                 timeout=options.timeout,
                 retries=options.retries,
             )
-        except Exception as e:  # noqa: BLE001  (CannotListenError and OS errors)
+        except (CannotListenError, OSError) as e:
             raise PluginConfigError(
                 "servers",
                 f"cannot open a UDP socket to talk to the RADIUS servers ({e}); check that "
