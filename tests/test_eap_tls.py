@@ -11,13 +11,14 @@ The PKI is made here with cryptography; certificate validation runs at a fixed t
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import struct
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 from twisted.internet.task import Clock
 from twisted.plugin import getPlugins
 from twisted.trial.unittest import SynchronousTestCase
@@ -160,9 +161,7 @@ ALICE_EXPIRED = _issue(
     notAfter=NOW - DAY,
 )
 BOB_KEY = ec.generate_private_key(ec.SECP256R1())
-BOB = _issue(
-    _name("bob"), BOB_KEY, INTER_NAME, INTER_KEY, san=[x509.RFC822Name("bob@example.com")]
-)
+BOB = _issue(_name("bob"), BOB_KEY, INTER_NAME, INTER_KEY, san=[x509.RFC822Name("bob@example.com")])
 #: A client certificate padded to several kilobytes, so the peer's flight fragments.
 ALICE_BIG = _issue(
     _name("alice"),
@@ -178,7 +177,7 @@ HOST = _issue(
     HOST_KEY,
     INTER_NAME,
     INTER_KEY,
-    san=[x509.DNSName("gw2.example.net"), x509.IPAddress(__import__("ipaddress").ip_address("192.0.2.9"))],
+    san=[x509.DNSName("gw2.example.net"), x509.IPAddress(ipaddress.ip_address("192.0.2.9"))],
 )
 
 ROGUE_KEY = ec.generate_private_key(ec.SECP256R1())
@@ -231,7 +230,7 @@ class Peer:
             context.use_privatekey(key)
         store = context.get_cert_store()
         for ca in trusted:
-            store.add_cert(__import__("OpenSSL").crypto.X509.from_cryptography(ca))
+            store.add_cert(crypto.X509.from_cryptography(ca))
         context.set_verify(SSL.VERIFY_PEER)
         self.connection = SSL.Connection(context, None)
         self.connection.set_connect_state()
@@ -479,7 +478,9 @@ class SuccessTests(SynchronousTestCase):
         self.assertEqual(
             eapIdentityAsIkeId("vpn.example.org"), (IDType.ID_FQDN, b"vpn.example.org")
         )
-        self.assertEqual(eapIdentityAsIkeId("192.0.2.1"), (IDType.ID_IPV4_ADDR, bytes([192, 0, 2, 1])))
+        self.assertEqual(
+            eapIdentityAsIkeId("192.0.2.1"), (IDType.ID_IPV4_ADDR, bytes([192, 0, 2, 1]))
+        )
         self.assertEqual(eapIdentityAsIkeId("2001:db8::1")[0], IDType.ID_IPV6_ADDR)
         self.assertEqual(eapIdentityAsIkeId("CN=alice, O=x")[0], IDType.ID_DER_ASN1_DN)
         self.assertEqual(eapIdentityAsIkeId("CN=alice@example.com")[0], IDType.ID_DER_ASN1_DN)
@@ -640,3 +641,310 @@ class CertificatePolicyTests(SynchronousTestCase):
         converse(peer)
         names = [name.CN for name in peer.connection.get_client_ca_list()]
         self.assertEqual(names, ["EAP-TLS Test Root"])
+
+
+class MalformedInputTests(SynchronousTestCase):
+    """Whatever a peer sends, the method answers Continue or Failed and never raises."""
+
+    def method(self, **options):
+        method = EAPTLSServer("alice@example.com", TRUST, CREDENTIALS, clock=clock(), **options)
+        method.start(1)
+        return method
+
+    def assertFails(self, outcome, words):
+        self.assertIsInstance(outcome, Failed)
+        self.assertIn(words, outcome.reason)
+
+    def clientHello(self):
+        peer = Peer(fragmentSize=16384)
+        hello = tlsData(peer.respond(EAPPacket(EAPCode.REQUEST, 1, EAPType.TLS, b"\x20")))
+        self.assertEqual(hello[0], 0x16, "a whole ClientHello record")
+        return hello, peer
+
+    def test_truncatedFlags(self):
+        """A Response with no Flags octet, or L without four length octets, fails."""
+        self.assertFails(self.method().handle(response(b"")), "without a Flags octet")
+        self.assertFails(
+            self.method().handle(response(bytes([FLAG_LENGTH, 0, 0]))), "TLS Message Length"
+        )
+
+    def test_lengthDisagreesWithData(self):
+        """An unfragmented message whose L is not its size fails."""
+        hello, _ = self.clientHello()
+        for wrong in (len(hello) + 5, len(hello) - 1):
+            data = bytes([FLAG_LENGTH]) + struct.pack("!I", wrong) + hello
+            self.assertFails(self.method().handle(response(data)), "TLS Message Length")
+
+    def test_fragmentsOverrunTheAnnouncedLength(self):
+        """Fragments that add up to more, or fewer, octets than the first one announced fail."""
+        hello, _ = self.clientHello()
+        method = self.method()
+        first = bytes([FLAG_LENGTH | FLAG_MORE]) + struct.pack("!I", 150) + hello[:100]
+        self.assertEqual(method.handle(response(first)), Continue(EAPPacket(1, 0, 13, b"\x00")))
+        self.assertFails(method.handle(response(b"\x00" + hello[100:200])), "more than")
+
+        method = self.method()
+        method.handle(response(first))
+        self.assertFails(method.handle(response(b"\x00" + hello[100:120])), "says 150")
+
+    def test_lengthChangesBetweenFragments(self):
+        """A later fragment's L must repeat the first one's."""
+        hello, _ = self.clientHello()
+        method = self.method()
+        method.handle(
+            response(bytes([FLAG_LENGTH | FLAG_MORE]) + struct.pack("!I", 300) + hello[:100])
+        )
+        second = bytes([FLAG_LENGTH | FLAG_MORE]) + struct.pack("!I", 301) + hello[100:200]
+        self.assertFails(method.handle(response(second)), "changed")
+
+    def test_firstFragmentWithoutLength(self):
+        """RFC 5216: the first fragment of a fragmented message must carry L."""
+        hello, _ = self.clientHello()
+        self.assertFails(
+            self.method().handle(response(bytes([FLAG_MORE]) + hello[:100])), "lacks the L flag"
+        )
+
+    def test_oversizedTotal(self):
+        """A peer announcing more than 64 KiB fails before anything is buffered."""
+        data = bytes([FLAG_LENGTH | FLAG_MORE]) + struct.pack("!I", 64 * 1024 + 1) + b"x" * 100
+        self.assertFails(self.method().handle(response(data)), "at most 65536")
+        data = bytes([FLAG_LENGTH | FLAG_MORE]) + struct.pack("!I", 0xFFFFFFFF) + b"x"
+        self.assertFails(self.method().handle(response(data)), "at most")
+
+    def test_tooManyFragments(self):
+        """More than 32 fragments for one message fail, however small they are."""
+        method = self.method()
+        outcome = method.handle(
+            response(bytes([FLAG_LENGTH | FLAG_MORE]) + struct.pack("!I", 1000) + b"\x16")
+        )
+        for _ in range(32):
+            self.assertIsInstance(outcome, Continue)
+            outcome = method.handle(response(bytes([FLAG_MORE]) + b"\x16"))
+        self.assertFails(outcome, "more than 32 fragments")
+
+    def test_emptyFragment(self):
+        """A fragment with M but no data fails (it could only stall the conversation)."""
+        data = bytes([FLAG_LENGTH | FLAG_MORE]) + struct.pack("!I", 10)
+        self.assertFails(self.method().handle(response(data)), "empty EAP-TLS fragment")
+
+    def test_garbageTls(self):
+        """
+        Bytes that are not TLS fail: at once when OpenSSL has nothing to say, or after
+        the TLS alert it sends, at the peer's next Response.
+        """
+        self.assertFails(
+            self.method().handle(response(b"\x00" + b"not tls at all, really")),
+            "TLS handshake failed",
+        )
+        method = self.method()
+        outcome = method.handle(response(b"\x00" + b"\x16\x03\x01\x00\x05hello"))
+        self.assertIsInstance(outcome, Continue)
+        alert = tlsData(outcome.request)
+        self.assertEqual(alert[0], 0x15, "a TLS alert record")
+        self.assertFails(method.handle(ACK), "TLS handshake failed")
+
+    def test_peerAlert(self):
+        """A fatal alert from the peer instead of a ClientHello fails, naming the alert."""
+        method = self.method()
+        outcome = method.handle(response(b"\x00" + bytes.fromhex("15030300020228")))
+        while isinstance(outcome, Continue):
+            outcome = method.handle(ACK)
+        self.assertIsInstance(outcome, Failed)
+
+    def test_incompleteTlsIsBounded(self):
+        """
+        A message that completes no TLS record is answered with an empty Request (the
+        peer may send the rest), but not more than 32 times.
+        """
+        method = self.method()
+        outcome = method.handle(response(b"\x00\x16\x03\x01"))
+        self.assertEqual(outcome.request.data, b"\x00")
+        for _ in range(40):
+            if not isinstance(outcome, Continue):
+                break
+            outcome = method.handle(response(b"\x00\x00"))
+        self.assertIsInstance(outcome, Failed)
+
+    def test_startFromPeer(self):
+        """Only the server starts: an S flag from the peer fails."""
+        self.assertFails(self.method().handle(response(bytes([FLAG_START]))), "Start")
+        hello, _ = self.clientHello()
+        self.assertFails(self.method().handle(response(bytes([FLAG_START]) + hello)), "Start")
+
+    def test_emptyResponseInsteadOfClientHello(self):
+        """An acknowledgement where the ClientHello is due fails."""
+        self.assertFails(self.method().handle(ACK), "where TLS data was due")
+
+    def test_dataInsteadOfAcknowledgement(self):
+        """
+        While the server is sending its fragments, the peer must only acknowledge:
+        TLS data then fails.
+        """
+        method = self.method(fragmentSize=200)
+        hello, _ = self.clientHello()
+        outcome = method.handle(
+            response(bytes([FLAG_LENGTH]) + struct.pack("!I", len(hello)) + hello)
+        )
+        self.assertTrue(outcome.request.data[0] & FLAG_MORE)
+        self.assertFails(method.handle(response(b"\x00" + hello)), "acknowledge each fragment")
+
+    def test_fragmentAfterCompletion(self):
+        """
+        After the handshake is done (the server sent its last flight and waits for the
+        empty Response), more TLS data or a fragment from the peer fails; so does
+        anything after the method finished.
+        """
+        for version in (SSL.TLS1_2_VERSION, SSL.TLS1_3_VERSION):
+            for late in (b"\x00\x17\x03\x03\x00\x01\x00", bytes([FLAG_MORE]) + b"\x16"):
+                method = self.method()
+                peer = Peer(maxVersion=version)
+                request = method.start(1)
+                while method.state != "await-final-ack":
+                    request = method.handle(peer.respond(request)).request
+                self.assertFails(method.handle(response(late)), "after the handshake finished")
+                self.assertFails(method.handle(ACK), "after the method finished")
+
+    def test_randomInputNeverRaises(self):
+        """Any Type-Data at any point of the handshake gives an outcome, not an exception."""
+        import random
+
+        rng = random.Random(5216)
+        for _ in range(200):
+            method = self.method(fragmentSize=rng.choice([64, 200, 1024]))
+            peer = Peer(maxVersion=rng.choice([SSL.TLS1_2_VERSION, SSL.TLS1_3_VERSION]))
+            request = EAPPacket(EAPCode.REQUEST, 1, EAPType.TLS, b"\x20")
+            for _ in range(rng.randrange(0, 6)):
+                outcome = method.handle(peer.respond(request))
+                if not isinstance(outcome, Continue):
+                    break
+                request = outcome.request
+            junk = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40)))
+            if rng.random() < 0.5 and junk:
+                junk = bytes([junk[0] & 0xC0]) + junk[1:]
+            outcome = method.handle(response(junk))
+            self.assertIsInstance(outcome, (Continue, Failed))
+            if isinstance(outcome, Continue):
+                self.assertIsInstance(method.handle(response(junk)), (Continue, Failed))
+
+    def test_conversationTurnsNothingIntoAnException(self):
+        """Through EAPConversation too, a malformed EAP-TLS Response is an EAP-Failure."""
+        conversation = EAPConversation(
+            EAPTLSServer.factory(TRUST, CREDENTIALS, clock=clock()),
+            identityRound=False,
+            peerIdentity="alice@example.com",
+        )
+        start = EAPPacket.fromBytes(conversation.start())
+        self.assertEqual(start.data, bytes([FLAG_START]))
+        outcome = conversation.receive(
+            EAPPacket(EAPCode.RESPONSE, start.identifier, EAPType.TLS, b"").toBytes()
+        )
+        self.assertIsInstance(outcome, Failed)
+        self.assertEqual(outcome.message[0], EAPCode.FAILURE)
+
+
+# -- the plugin -------------------------------------------------------------------------------
+
+
+def pluginContext(**changes):
+    values = {
+        "name": "eap-tls",
+        "trust": TRUST,
+        "credentials": CREDENTIALS,
+        "clock": clock(),
+    }
+    values.update(changes)
+    return PluginContext(**values)
+
+
+class PluginTests(SynchronousTestCase):
+    def plugin(self):
+        found = [p for p in getPlugins(IEAPMethodPlugin, ikehub.plugins) if p.name == "eap-tls"]
+        self.assertEqual(len(found), 1)
+        return found[0]
+
+    def test_discoveredAndProvidesTheInterface(self):
+        """getPlugins finds exactly one eap-tls plugin; it is mutual and verifies."""
+        plugin = self.plugin()
+        self.assertTrue(verifyObject(IEAPMethodPlugin, plugin))
+        self.assertIs(plugin.mutual, True)
+
+    def test_buildsALocalMethodThatRunsAConversation(self):
+        """build() gives an IEAPMethod whose sessions run EAP-TLS to an MSK."""
+        method = self.plugin().build(pluginContext())
+        self.assertIsInstance(method, LocalEAPMethod)
+        self.assertTrue(verifyObject(IEAPMethod, method))
+        self.assertEqual(method.name, "eap-tls")
+        session = method.newSession("alice@example.com", identityRound=False)
+        peer = Peer()
+        outcome = session.start()
+        while isinstance(outcome, Continue):
+            outcome = session.receive(peer.respond(outcome.request).toBytes())
+        self.assertIsInstance(outcome, Succeeded)
+        self.assertEqual(outcome.msk, peer.keyMaterial()[:64])
+
+    def test_optionsApply(self):
+        """fragment_size and max_version reach the method."""
+        method = self.plugin().build(
+            pluginContext(
+                options={"fragment_size": 256, "max_version": "1.2"},
+                credentials=BIG_CREDENTIALS,
+            )
+        )
+        session = method.newSession("alice@example.com", identityRound=False)
+        peer = Peer()
+        outcome = session.start()
+        sizes = []
+        while isinstance(outcome, Continue):
+            sizes.append(len(tlsData(outcome.request)))
+            outcome = session.receive(peer.respond(outcome.request).toBytes())
+        self.assertIsInstance(outcome, Succeeded)
+        self.assertEqual(max(sizes), 256)
+        self.assertEqual(peer.connection.get_protocol_version_name(), "TLSv1.2")
+
+    def test_missingCredentials(self):
+        """Without the hub's certificate and key, or without CAs, build() says what to set."""
+        with self.assertRaises(PluginConfigError) as caught:
+            self.plugin().build(pluginContext(credentials=None))
+        self.assertIn("certificate", caught.exception.problem)
+        self.assertIn("key", caught.exception.problem)
+        with self.assertRaises(PluginConfigError) as caught:
+            self.plugin().build(pluginContext(trust=None))
+        self.assertIn("CA directory", caught.exception.problem)
+
+    def test_badOptions(self):
+        """Unknown keys and out-of-range or mistyped values name the key."""
+        cases = [
+            ({"fragmentsize": 512}, "fragmentsize"),
+            ({"fragment_size": 100}, "fragment_size"),
+            ({"fragment_size": 20000}, "fragment_size"),
+            ({"fragment_size": "1024"}, "fragment_size"),
+            ({"fragment_size": True}, "fragment_size"),
+            ({"max_version": "1.1"}, "max_version"),
+            ({"max_version": 1.3}, "max_version"),
+        ]
+        for options, key in cases:
+            with self.assertRaises(PluginConfigError, msg=repr(options)) as caught:
+                self.plugin().build(pluginContext(options=options))
+            self.assertEqual(caught.exception.key, key)
+
+    def test_keyNotMatchingCertificate(self):
+        """A private key that is not the certificate's is a configuration error at build()."""
+        with self.assertRaises(PluginConfigError) as caught:
+            self.plugin().build(
+                pluginContext(credentials=HubCredentials([SERVER, INTER], ALICE_KEY))
+            )
+        self.assertIn("key belongs to the certificate", caught.exception.problem)
+
+    def test_cheapImport(self):
+        """Importing the plugin module loads neither OpenSSL nor the EAP-TLS code."""
+        import subprocess
+        import sys
+
+        code = (
+            "import sys, ikehub.plugins.eap_tls; "
+            "print('OpenSSL' in sys.modules, 'ikehub.auth.eap.tls' in sys.modules)"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        self.assertEqual(result.stdout.split(), ["False", "False"])

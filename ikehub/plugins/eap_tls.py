@@ -52,9 +52,7 @@ class EAPTLSPlugin:
         options = dict(context.options)
         for key in options:
             if key not in _OPTIONS:
-                raise PluginConfigError(
-                    key, f"unknown option; eap-tls takes {', '.join(_OPTIONS)}"
-                )
+                raise PluginConfigError(key, f"unknown option; eap-tls takes {', '.join(_OPTIONS)}")
         fragmentSize = options.get("fragment_size", 1024)
         low, high = _FRAGMENT_SIZES
         if (

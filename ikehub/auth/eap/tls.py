@@ -426,8 +426,7 @@ class EAPTLSServer(EAPServerMethod):
         elif total is not None and total != self._inTotal:
             return self._finish(
                 Failed(
-                    f"TLS Message Length changed from {self._inTotal} to {total} "
-                    "between fragments"
+                    f"TLS Message Length changed from {self._inTotal} to {total} between fragments"
                 )
             )
         if more and not body:
@@ -453,8 +452,7 @@ class EAPTLSServer(EAPServerMethod):
         if self._inTotal is not None and self._inLength != self._inTotal:
             return self._finish(
                 Failed(
-                    f"TLS Message Length says {self._inTotal} octets but "
-                    f"{self._inLength} arrived"
+                    f"TLS Message Length says {self._inTotal} octets but {self._inLength} arrived"
                 )
             )
         message = b"".join(self._inFragments)
