@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ikehub.auth.registry import buildRegistry
 from ikehub.config import ConfigError, HubConfig, defaultConfigPath, loadConfig
 
 __all__ = ["main", "summarize"]
@@ -97,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = options.path if options.path is not None else defaultConfigPath()
     try:
         config = loadConfig(path)
+        buildRegistry(config)
     except ConfigError as e:
         print(str(e), file=sys.stderr)
         return EXIT_INVALID

@@ -41,8 +41,12 @@ def settingsFromConfig(config: HubConfig) -> IKESettings:
 class IKEHubService(MultiService):
     log = Logger()
 
-    def __init__(self, config: HubConfig, reactor) -> None:
+    def __init__(self, config: HubConfig, reactor, auth=None) -> None:
         super().__init__()
+        if auth is None:
+            from ikehub.auth.registry import buildRegistry
+
+            auth = buildRegistry(config, reactor)
         self.config = config
         self.reactor = reactor
         self.pools = {
@@ -64,6 +68,7 @@ class IKEHubService(MultiService):
             self.sad,
             reactor,
             sendVia,
+            auth=auth,
         )
         self.protocols: list[IKEDatagramProtocol] = []
         for address in config.listen:

@@ -111,3 +111,54 @@ def waitFor(predicate, timeout=10.0, interval=0.1):
         time.sleep(interval)
         value = predicate()
     return value
+
+
+def pki(*args: str, stdin: bytes | None = None) -> bytes:
+    """Run strongSwan's pki (the tool a strongSwan administrator makes certificates with)."""
+    import subprocess
+
+    return subprocess.run(
+        ["pki", *args], input=stdin, capture_output=True, check=True, timeout=120
+    ).stdout
+
+
+class StrongSwanPki:
+    """
+    A CA, the hub's certificate (SAN hub.example.com) and client certificates, made with
+    strongSwan's pki in C{directory}: PEM files, keys mode 0600.
+
+    @param keyType: "rsa" (3072 bits) or "ecdsa" (P-256), for every key.
+    """
+
+    def __init__(self, directory, keyType: str = "rsa") -> None:
+        from pathlib import Path
+
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.keyType = keyType
+        self.size = "3072" if keyType == "rsa" else "256"
+        self.caKey = self.key("ca")
+        self.caCert = self.directory / "ca.pem"
+        self.caCert.write_bytes(
+            pki("--self", "--ca", "--in", str(self.caKey), "--type", keyType,
+                "--dn", "C=CH, O=ikehub test, CN=ikehub test CA", "--outform", "pem")
+        )
+
+    def key(self, name: str):
+        path = self.directory / f"{name}.key"
+        path.write_bytes(pki("--gen", "--type", self.keyType, "--size", self.size,
+                             "--outform", "pem"))
+        path.chmod(0o600)
+        return path
+
+    def issue(self, name: str, san: str, *flags: str):
+        """A certificate for C{san} (also its CN); returns (certificate path, key path)."""
+        key = self.key(name)
+        public = pki("--pub", "--in", str(key), "--type", self.keyType)
+        cert = self.directory / f"{name}.pem"
+        cert.write_bytes(
+            pki("--issue", "--cacert", str(self.caCert), "--cakey", str(self.caKey),
+                "--type", "pub", "--dn", f"C=CH, O=ikehub test, CN={san}", "--san", san,
+                *flags, "--outform", "pem", stdin=public)
+        )
+        return cert, key

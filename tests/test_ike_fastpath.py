@@ -95,10 +95,15 @@ def test_padDecisionStillSaysWhy():
     pad = PAD([entry])
     matched = pad.lookup(Identity.fromString("alice@example.com"), "192.0.2.11")
     assert matched.entry is entry
-    assert matched.reason == "identity alice@example.com matched PAD entry 'roadwarriors'"
+    assert matched.reason == (
+        "identity alice@example.com from 192.0.2.11 matched PAD entry 'roadwarriors'"
+    )
     refused = pad.lookup(Identity.fromString("mallory@example.org"), "192.0.2.11")
     assert refused.entry is None
-    assert refused.reason == "no PAD entry matches identity mallory@example.org"
+    assert refused.reason == (
+        "no PAD entry accepts identity mallory@example.org from 192.0.2.11 "
+        "(entry 'roadwarriors': identity pattern *@example.com does not match)"
+    )
 
 
 # -- the responder ---------------------------------------------------------------------------

@@ -134,7 +134,7 @@ def test_unknownAuthenticatorIsRefused(tmp_path):
     path = tmp_path / "auth.toml"
     path.write_text(
         '[hub]\nidentity = "hub.example.com"\n\n[[peers]]\nidentity = "a@example.com"\n'
-        'auth = "carrier-pigeon"\n'
+        'auth = "carrier-pigeon"\nlocal_auth = "psk"\n'
     )
     with pytest.raises(usage.UsageError) as raised:
         tap.Options().parseOptions(["--config", str(path)])

@@ -83,7 +83,8 @@ class AuthAttempt:
         signatures).
     @ivar authData: the AUTH payload's Authentication Data.
     @ivar octets: the signed octets (RFC 7296 section 2.15) the AUTH data covers.
-    @ivar certificates: the peer's CERT payloads (X.509, encoding 4), parsed, in order.
+    @ivar certificates: the Certificate Data (DER) of the peer's X.509 CERT payloads (encoding
+        4), in order: its own certificate first.
     @ivar now: the time, as a POSIX timestamp, to validate certificates at.
     @ivar pskMac: C{pskMac(psk)} is the AUTH data a peer holding C{psk} would have sent.
     """

@@ -70,8 +70,17 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         clock,
         send: SendFunction,
         floatPath: Path = "natt",
+        auth=None,
     ) -> None:
         self.settings = settings
+        if auth is None:
+            from ikehub.auth.builtin import PSKAuthenticator
+            from ikehub.auth.registry import AuthRegistry
+
+            auth = AuthRegistry({"psk": PSKAuthenticator()}, {})
+        #: The authenticators and EAP methods by name, the hub's signer and CERTREQ
+        #: (L{ikehub.auth.registry.AuthRegistry}); PSK only unless given.
+        self.auth = auth
         self.pad = pad
         self.sad = sad
         self.clock = clock
@@ -230,6 +239,10 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         )
         if not allowed:
             return self._drop("exchange_not_allowed_in_state", peer)
+        if sa.authState is not None and sa.authState.busy:
+            # Our answer to the previous request is still being decided (an authenticator
+            # that answers later); the peer retransmits until it comes.
+            return self._drop("request_while_authenticating", peer)
         try:
             message = Message.fromBytes(data, header)
         except ParseError:

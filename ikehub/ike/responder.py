@@ -6,13 +6,20 @@ group, bad public value, missing cookie), and the hub sends its own AUTH only af
 initiator's. Authentication failures look the same for an unknown identity and a wrong key.
 """
 
+import ipaddress
 import os
 import struct
 
+from twisted.internet.defer import Deferred
+
+from ikehub.auth.eap.conversation import Continue, Failed
+from ikehub.auth.plugin import AuthAttempt
 from ikehub.crypto.errors import CryptoError
+from ikehub.auth.signatures import SIGNATURE_HASH_ALGORITHMS
 from ikehub.crypto.ke import newKeyExchange
 from ikehub.crypto.keys import deriveChildKeys, deriveIkeKeys
 from ikehub.crypto.proposals import ProposalSelector
+from ikehub.ike.authstate import AuthState
 from ikehub.ike.child import ChildSA
 from ikehub.ike.nat import natDetectionNotifies
 from ikehub.ike.psk import DECOY_PSK, pskAuthData, signedOctets, verifyPskAuth
@@ -33,9 +40,12 @@ from ikehub.wire.identity import Identity
 from ikehub.wire.message import Message
 from ikehub.wire.payloads import (
     AuthPayload,
+    CertPayload,
+    CertReqPayload,
     ConfigAttribute,
     CPPayload,
     DeletePayload,
+    EAPPayload,
     IDiPayload,
     IDrPayload,
     KEPayload,
@@ -50,6 +60,8 @@ from ikehub.wire.payloads import (
 NONCE_MIN, NONCE_MAX = 16, 256
 _RESPONSE = int(HeaderFlag.RESPONSE)
 _GROUP = struct.Struct("!H")
+#: CERT and CERTREQ encoding 4: X.509 Certificate - Signature.
+_X509 = 4
 
 
 class DuplicatePayload(Exception):
@@ -87,6 +99,27 @@ class ResponderExchanges:
         self._espSelector = ProposalSelector(self.settings.espProposals)
         #: Each pool's DNS servers as CP attributes (see _dnsAttributes).
         self._poolDns: dict = {}
+        #: CERTREQ naming our CAs, sent in every IKE_SA_INIT response when we have CAs.
+        certReqData = self.auth.certReqData
+        self._certReq = CertReqPayload(_X509, certReqData) if certReqData else None
+        #: Our SIGNATURE_HASH_ALGORITHMS (RFC 7427), answered to peers that announce theirs.
+        self._ourHashes = self.notify(
+            NotifyType.SIGNATURE_HASH_ALGORITHMS,
+            b"".join(_GROUP.pack(h) for h in SIGNATURE_HASH_ALGORITHMS),
+        )
+
+    def _signatureHashes(self, payloads) -> tuple[int, ...] | None:
+        """The hashes a peer's SIGNATURE_HASH_ALGORITHMS notify lists, or None without one."""
+        for payload in payloads:
+            if (
+                type(payload) is NotifyPayload
+                and payload.notifyType == NotifyType.SIGNATURE_HASH_ALGORITHMS
+            ):
+                data = payload.data
+                return tuple(
+                    int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data) - 1, 2)
+                )
+        return None
 
     # -- IKE_SA_INIT ------------------------------------------------------------------------
 
@@ -183,6 +216,13 @@ class ResponderExchanges:
             KEPayload(suite.keGroup, kex.publicKey),
             NoncePayload(nonceR),
         ]
+        if self._certReq is not None:
+            answer.append(self._certReq)
+        peerHashes = self._signatureHashes(payloads)
+        if peerHashes is not None:
+            sa.authState = AuthState()
+            sa.authState.peerHashes = peerHashes
+            answer.append(self._ourHashes)
         # Always report a NAT (a random source hash): the hub's ESP lives in userspace and only
         # sees UDP, so every peer must encapsulate (RFC 3948).
         answer.extend(natDetectionNotifies(header.spiI, spiR, None, peer))
@@ -197,15 +237,24 @@ class ResponderExchanges:
     # -- IKE_AUTH ---------------------------------------------------------------------------
 
     def handle_IKE_AUTH(self, sa: IKESA, header: IKEHeader, payloads) -> None:
+        state = sa.authState
         try:
-            self._authenticate(sa, payloads)
+            if state is not None and state.session is not None:
+                self._continueEap(sa, state, payloads)
+            else:
+                self._authenticate(sa, payloads)
         except DuplicatePayload as e:
             self.respond(sa, ExchangeType.IKE_AUTH, [self.notify(NotifyType.INVALID_SYNTAX)])
             self.removeSa(sa, f"duplicate {e} payload in IKE_AUTH")
 
-    def _authFailed(self, sa: IKESA, reason: str) -> None:
+    def _authFailed(self, sa: IKESA, reason: str, before=()) -> None:
+        """
+        Refuse the peer: AUTHENTICATION_FAILED (after C{before}, e.g. an EAP-Failure), a log
+        line carrying the PAD's decision record, and nothing kept.
+        """
         self.counters.increment("authentication_failed")
-        self.respond(sa, ExchangeType.IKE_AUTH, [self.notify(NotifyType.AUTHENTICATION_FAILED)])
+        answer = [*before, self.notify(NotifyType.AUTHENTICATION_FAILED)]
+        self.respond(sa, ExchangeType.IKE_AUTH, answer)
         self.log.warn(
             "IKE SA with {peer} ({identity}) failed: {reason}",
             event="ike_sa_failed",
@@ -213,6 +262,30 @@ class ResponderExchanges:
             **sa.describe(),
         )
         self.removeSa(sa, reason)
+
+    def _whenReady(self, sa: IKESA, result, then) -> None:
+        """
+        Call C{then(result)} now, or when a Deferred C{result} fires; meanwhile the SA is busy
+        (requests are dropped), and if it was removed in between the verdict is dropped too.
+        """
+        if not isinstance(result, Deferred):
+            then(result)
+            return
+        state = sa.authState
+        state.busy = True
+
+        def ready(value):
+            state.busy = False
+            if sa.state is IKEState.HALF_OPEN and self.sas.get(sa.localSpi) is sa:
+                then(value)
+
+        def failed(failure):
+            state.busy = False
+            self.log.failure("Authenticator failed for {peer}", failure, peer=sa.peer[0])
+            if sa.state is IKEState.HALF_OPEN and self.sas.get(sa.localSpi) is sa:
+                self._authFailed(sa, "internal error in the authenticator")
+
+        result.addCallbacks(ready, failed)
 
     def _authenticate(self, sa: IKESA, payloads) -> None:
         idi = single(payloads, IDiPayload)
@@ -224,39 +297,183 @@ class ResponderExchanges:
             sa.peerIdentity = Identity(idi.idType, idi.data)
         except ValueError:
             return self._authFailed(sa, "IDi payload is not a valid identity")
-        if auth is None:
-            return self._authFailed(sa, "no AUTH payload (EAP is not offered)")
-
-        decision = self.pad.lookup(sa.peerIdentity, sa.peer[0])
+        state = sa.authState
+        if state is None:
+            state = sa.authState = AuthState()
+        decision = state.decision = self.pad.lookup(sa.peerIdentity, sa.peer[0])
         entry = decision.entry
-        usable = (
-            entry is not None
-            and entry.auth == "psk"
-            and entry.psk is not None
-            and auth.method == AuthMethod.SHARED_KEY_MIC
-        )
+        state.idiBody = idi.bodyBytes()
+        state.request = payloads
+        if auth is None:
+            return self._startEap(sa, state, payloads)
+
         prf = sa.suite.prf
-        octets = signedOctets(prf, sa.initRequest, sa.nonceR, sa.keys.skPi, idi.bodyBytes())
-        # Verify with a decoy key when there is nothing to verify against, so an unknown
-        # identity costs the same as a wrong key.
-        psk = entry.psk if usable else DECOY_PSK
-        if not verifyPskAuth(prf, psk, octets, auth.data) or not usable:
-            why = decision.reason if entry is None else "AUTH payload did not verify"
-            if entry is not None and not usable:
-                why = f"PAD entry {entry.name!r} requires auth {entry.auth!r}"
-            return self._authFailed(sa, why)
-        sa.entry = entry
+        octets = signedOctets(prf, sa.initRequest, sa.nonceR, sa.keys.skPi, state.idiBody)
+        attempt = AuthAttempt(
+            identity=sa.peerIdentity,
+            peerAddress=sa.peer[0],
+            entry=entry,
+            method=auth.method,
+            authData=auth.data,
+            octets=octets,
+            certificates=tuple(
+                p.data for p in payloads if type(p) is CertPayload and p.encoding == _X509
+            ),
+            now=self.clock.seconds(),
+            pskMac=lambda psk: pskAuthData(prf, psk, octets),
+        )
+        authenticator = self.auth.authenticators.get(entry.auth) if entry is not None else None
+        if authenticator is None:
+            # An unknown identity costs what a wrong key costs.
+            attempt.verifyPsk(DECOY_PSK)
+            if entry is None:
+                return self._authFailed(sa, decision.reason)
+            return self._authFailed(
+                sa,
+                f"{decision.reason}; it requires auth {entry.auth!r}, and the peer sent an "
+                f"AUTH payload (method {auth.method}) instead of starting EAP",
+            )
+        self._whenReady(
+            sa,
+            authenticator.authenticate(attempt),
+            lambda result: self._peerAuthenticated(sa, state, result),
+        )
 
-        ourOctets = signedOctets(prf, sa.initResponse, sa.nonceI, sa.keys.skPr, self._idrBody)
-        answer: list = [
-            self._idr,
-            AuthPayload(AuthMethod.SHARED_KEY_MIC, pskAuthData(prf, entry.psk, ourOctets)),
-        ]
+    def _peerAuthenticated(self, sa: IKESA, state: AuthState, result) -> None:
+        entry = state.entry = state.decision.entry
+        if not result.accepted:
+            return self._authFailed(sa, f"{state.decision.reason}; {result.reason}")
+        groupRefusal = entry.groupRefusal(result.groups)
+        if groupRefusal is not None:
+            return self._authFailed(sa, f"{state.decision.reason}; {groupRefusal}")
+        answer: list = [self._idr]
+        if entry.localAuth == "psk":
+            key = result.sharedKey if result.sharedKey is not None else entry.psk
+            ourOctets = self._ourOctets(sa)
+            answer.append(
+                AuthPayload(AuthMethod.SHARED_KEY_MIC, pskAuthData(sa.suite.prf, key, ourOctets))
+            )
+        else:
+            answer.extend(self._signedAuth(sa, state))
+        self._finishAuth(sa, state, answer)
 
+    def _ourOctets(self, sa: IKESA) -> bytes:
+        return signedOctets(
+            sa.suite.prf, sa.initResponse, sa.nonceI, sa.keys.skPr, self._idrBody
+        )
+
+    def _signedAuth(self, sa: IKESA, state: AuthState) -> list:
+        """Our certificate chain and our signature AUTH payload (RFC 7296 section 2.15)."""
+        signer = self.auth.signer
+        method, data = signer.sign(self._ourOctets(sa), state.peerHashes)
+        payloads: list = [CertPayload(_X509, der) for der in signer.certificates]
+        payloads.append(AuthPayload(method, data))
+        return payloads
+
+    # -- EAP (RFC 7296 section 2.16, RFC 5998) ------------------------------------------------
+
+    def _startEap(self, sa: IKESA, state: AuthState, payloads) -> None:
+        entry = state.decision.entry
+        method = self.auth.eapMethods.get(entry.auth) if entry is not None else None
+        if method is None:
+            if entry is None:
+                return self._authFailed(sa, f"{state.decision.reason} (the peer asked for EAP)")
+            return self._authFailed(
+                sa,
+                f"{state.decision.reason}; it requires auth {entry.auth!r}, but the peer sent "
+                "no AUTH payload (it wants EAP)",
+            )
+        state.entry = entry
+        state.eapOnly = entry.auth in self.auth.mutualMethods and any(
+            type(p) is NotifyPayload and p.notifyType == NotifyType.EAP_ONLY_AUTHENTICATION
+            for p in payloads
+        )
+        if self.auth.signer is None and not state.eapOnly:
+            return self._authFailed(sa, "EAP needs the hub's certificate (hub.certificate)")
+        state.session = method.newSession(str(sa.peerIdentity), entry.eapIdentity)
+        self._whenReady(sa, state.session.start(), lambda o: self._eapStarted(sa, state, o))
+
+    def _eapStarted(self, sa: IKESA, state: AuthState, outcome) -> None:
+        if not isinstance(outcome, Continue):
+            return self._eapStep(sa, state, outcome)
+        answer: list = [self._idr]
+        if not state.eapOnly:
+            answer.extend(self._signedAuth(sa, state))
+        answer.append(EAPPayload(outcome.message))
+        self.respond(sa, ExchangeType.IKE_AUTH, answer)
+
+    def _continueEap(self, sa: IKESA, state: AuthState, payloads) -> None:
+        if state.eapDone:
+            return self._finalEapAuth(sa, state, payloads)
+        eap = single(payloads, EAPPayload)
+        if eap is None:
+            return self._authFailed(
+                sa, f"{state.decision.reason}; an IKE_AUTH request without EAP payload "
+                "before EAP finished"
+            )
+        self._whenReady(
+            sa, state.session.receive(eap.message), lambda o: self._eapStep(sa, state, o)
+        )
+
+    def _eapStep(self, sa: IKESA, state: AuthState, outcome) -> None:
+        if isinstance(outcome, Continue):
+            return self.respond(sa, ExchangeType.IKE_AUTH, [EAPPayload(outcome.message)])
+        failure = [EAPPayload(outcome.message)] if outcome.message else []
+        if isinstance(outcome, Failed):
+            return self._authFailed(
+                sa, f"{state.decision.reason}; {state.entry.auth}: {outcome.reason}", failure
+            )
+        groupRefusal = state.entry.groupRefusal(outcome.groups)
+        if groupRefusal is not None:
+            return self._authFailed(sa, f"{state.decision.reason}; {groupRefusal}", failure)
+        if state.eapOnly and not outcome.msk:
+            return self._authFailed(
+                sa, f"{state.entry.auth} produced no MSK, required for EAP-only authentication"
+            )
+        state.eapDone = True
+        state.msk = outcome.msk
+        state.eapIdentity = outcome.identity
+        state.groups = outcome.groups
+        state.address = outcome.address
+        self.respond(sa, ExchangeType.IKE_AUTH, [EAPPayload(outcome.message)])
+
+    def _finalEapAuth(self, sa: IKESA, state: AuthState, payloads) -> None:
+        """
+        The last round: AUTH over the peer's IKE_SA_INIT and IDi, keyed with the MSK, or with
+        SK_pi when the method made none (RFC 7296 section 2.16); ours likewise with SK_pr.
+        """
+        auth = single(payloads, AuthPayload)
+        prf = sa.suite.prf
+        keys = sa.keys
+        peerKey = state.msk or keys.skPi
+        octets = signedOctets(prf, sa.initRequest, sa.nonceR, keys.skPi, state.idiBody)
+        if (
+            auth is None
+            or auth.method != AuthMethod.SHARED_KEY_MIC
+            or not verifyPskAuth(prf, peerKey, octets, auth.data)
+        ):
+            return self._authFailed(
+                sa, f"{state.decision.reason}; the AUTH payload after EAP did not verify"
+            )
+        ourKey = state.msk or keys.skPr
+        ours = AuthPayload(
+            AuthMethod.SHARED_KEY_MIC, pskAuthData(prf, ourKey, self._ourOctets(sa))
+        )
+        self._finishAuth(sa, state, [ours])
+
+    # -- the end of IKE_AUTH --------------------------------------------------------------------
+
+    def _finishAuth(self, sa: IKESA, state: AuthState, answer: list) -> None:
+        """
+        The peer is authenticated and authorized: lend its address, negotiate the first CHILD
+        SA from the first request's payloads, and establish the IKE SA.
+        """
+        entry = sa.entry = state.entry
+        payloads = state.request
         addressFailed = False
         cp = single(payloads, CPPayload)
         if cp is not None and cp.cfgType == CfgType.CFG_REQUEST:
-            reply = self._configReply(sa, entry, cp)
+            reply = self._configReply(sa, entry, cp, state.address)
             if reply is None:
                 addressFailed = True
             elif reply.attributes:
@@ -273,6 +490,7 @@ class ResponderExchanges:
             )
 
         sa.state = IKEState.ESTABLISHED
+        sa.authState = None
         self.halfOpen.pop((sa.spiI, sa.context), None)
         self.respond(sa, ExchangeType.IKE_AUTH, answer)
         # Only AUTH needed these; an established SA keeps nothing it will not use again.
@@ -284,14 +502,19 @@ class ResponderExchanges:
             "IKE SA with {peer} ({identity}) established",
             event="ike_sa_established",
             entry=entry.name,
+            auth=entry.auth,
+            eap_identity=state.eapIdentity,
             vip=", ".join(str(a) for _, a in sa.virtualIps) or None,
             children=[child.inboundSpi.hex() for child in sa.children],
             **sa.describe(),
         )
 
-    def _configReply(self, sa: IKESA, entry, cp: CPPayload) -> CPPayload | None:
+    def _configReply(
+        self, sa: IKESA, entry, cp: CPPayload, assigned: str | None = None
+    ) -> CPPayload | None:
         """
-        Answer a CFG_REQUEST: lend an address from the entry's pool (and its DNS servers).
+        Answer a CFG_REQUEST: lend an address from the entry's pool (and its DNS servers), or
+        give the address the authenticator assigned (RADIUS Framed-IP-Address).
         Returns None when an address was wanted but none could be lent.
         """
         wanted = {attr.attrType for attr in cp.attributes}
@@ -299,15 +522,22 @@ class ResponderExchanges:
         attributes: list[ConfigAttribute] = []
         wantsV4 = ConfigAttributeType.INTERNAL_IP4_ADDRESS in wanted
         wantsV6 = ConfigAttributeType.INTERNAL_IP6_ADDRESS in wanted
-        if pool is None or not (wantsV4 or wantsV6):
-            return CPPayload(CfgType.CFG_REPLY, ())
-        if not (wantsV6 if pool.first.version == 6 else wantsV4):
-            return None
-        address = pool.acquire(str(sa.peerIdentity))
-        if address is None:
-            self.counters.increment("pool_exhausted")
-            return None
-        sa.virtualIps.append((pool, address))
+        if assigned is not None and (wantsV4 or wantsV6):
+            address = ipaddress.ip_address(assigned)
+            if not (wantsV6 if address.version == 6 else wantsV4):
+                return None
+            sa.virtualIps.append((None, address))
+            pool = None
+        else:
+            if pool is None or not (wantsV4 or wantsV6):
+                return CPPayload(CfgType.CFG_REPLY, ())
+            if not (wantsV6 if pool.first.version == 6 else wantsV4):
+                return None
+            address = pool.acquire(str(sa.peerIdentity))
+            if address is None:
+                self.counters.increment("pool_exhausted")
+                return None
+            sa.virtualIps.append((pool, address))
         if address.version == 4:
             attributes.append(
                 ConfigAttribute(ConfigAttributeType.INTERNAL_IP4_ADDRESS, address.packed)
@@ -316,7 +546,10 @@ class ResponderExchanges:
             attributes.append(
                 ConfigAttribute(ConfigAttributeType.INTERNAL_IP6_ADDRESS, address.packed + b"\x80")
             )
-        attributes.extend(self._dnsAttributes(pool))
+        if pool is not None:
+            attributes.extend(self._dnsAttributes(pool))
+        elif entry.pool is not None:
+            attributes.extend(self._dnsAttributes(entry.pool))
         return CPPayload(CfgType.CFG_REPLY, tuple(attributes))
 
     def _dnsAttributes(self, pool) -> tuple[ConfigAttribute, ...]:

@@ -79,6 +79,7 @@ class IKESA:
         "pending",
         "queued",
         "context",
+        "authState",
     )
 
     def __init__(self, isInitiator: bool, spiI: bytes, spiR: bytes, peer, path, now: float):
@@ -113,6 +114,9 @@ class IKESA:
         self.queued: list | None = None
         #: Role-specific scratch space during setup (the initiator's Deferred and spec).
         self.context: Any = None
+        #: The responder's IKE_AUTH state (ikehub.ike.authstate.AuthState) while it lasts:
+        #: the peer's signature hashes, EAP rounds, an answer being prepared.
+        self.authState: Any = None
 
     @property
     def localSpi(self) -> bytes:

@@ -7,6 +7,7 @@ Every lookup returns a decision that says why, so a refused login can be explain
 guesswork.
 """
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -26,23 +27,66 @@ class PADEntry:
     pool: IAddressPool | None
     localTs: tuple
     remoteTs: tuple
+    localAuth: str = "psk"
+    eapIdentity: bool = False
+    #: Networks the peer's IKE address must be in; empty: anywhere.
+    remoteAddrs: tuple = ()
+    #: The peer must be in one of these groups (RADIUS Class); empty: no requirement.
+    groups: tuple = ()
+
+    def refusal(self, identity: Identity, peerAddress: str) -> str | None:
+        """Why this entry does not govern C{identity} at C{peerAddress}, or None if it does."""
+        if not identity.matches(self.identity):
+            return f"identity pattern {self.identity} does not match"
+        if self.remoteAddrs:
+            address = ipaddress.ip_address(peerAddress)
+            if not any(address in network for network in self.remoteAddrs):
+                allowed = ", ".join(str(n) for n in self.remoteAddrs)
+                return f"peer address {peerAddress} is outside remote_addrs ({allowed})"
+        return None
+
+    def groupRefusal(self, groups) -> str | None:
+        """Why a peer in C{groups} may not use this entry, or None if it may."""
+        if self.groups and not set(self.groups).intersection(groups):
+            have = ", ".join(groups) or "none"
+            return f"the peer is in none of the groups {', '.join(self.groups)} (it is in: {have})"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
 class PADDecision:
     """
-    Which entry governs a peer, and why. The sentence saying why is written only when read:
-    it is wanted when a peer is refused, and most lookups are not.
+    Which entry governs a peer, and why. The record of the entries passed over is written
+    only when read: it is wanted when a peer is refused or an operator asks, and most
+    lookups are neither.
     """
 
     entry: PADEntry | None
     identity: Identity
+    peerAddress: str = ""
+    entries: tuple = ()
+
+    @property
+    def rejections(self) -> list[tuple[str, str]]:
+        """(entry name, why it does not govern this peer) for each entry before the match."""
+        found = []
+        for entry in self.entries:
+            if entry is self.entry:
+                break
+            why = entry.refusal(self.identity, self.peerAddress)
+            if why is not None:
+                found.append((entry.name, why))
+        return found
 
     @property
     def reason(self) -> str:
+        passed = "; ".join(f"entry {name!r}: {why}" for name, why in self.rejections)
+        where = f" from {self.peerAddress}" if self.peerAddress else ""
         if self.entry is None:
-            return f"no PAD entry matches identity {self.identity}"
-        return f"identity {self.identity} matched PAD entry {self.entry.name!r}"
+            detail = f" ({passed})" if passed else " (the PAD is empty)"
+            return f"no PAD entry accepts identity {self.identity}{where}{detail}"
+        skipped = f", after passing over: {passed}" if passed else ""
+        return f"identity {self.identity}{where} matched PAD entry {self.entry.name!r}{skipped}"
 
 
 @implementer(IPeerAuthorizationDatabase)
@@ -64,12 +108,27 @@ class PAD:
                 pool=pools[peer.pool] if peer.pool is not None else None,
                 localTs=peer.localTs,
                 remoteTs=peer.remoteTs,
+                localAuth=peer.localAuth,
+                eapIdentity=peer.eapIdentity,
+                remoteAddrs=peer.remoteAddrs,
+                groups=peer.groups,
             )
             for peer in peers
         )
 
     def lookup(self, identity: Identity, peerAddress: str) -> PADDecision:
+        """
+        The first entry whose identity pattern matches and whose remote_addrs hold the peer's
+        address (RFC 4301 section 4.4.3: the PAD is ordered, the first match governs).
+        """
         for entry in self.entries:
-            if identity.matches(entry.identity):
-                return PADDecision(entry, identity)
-        return PADDecision(None, identity)
+            if entry.refusal(identity, peerAddress) is None:
+                return PADDecision(entry, identity, peerAddress, self.entries)
+        return PADDecision(None, identity, peerAddress, self.entries)
+
+    def explain(self, identity: Identity, peerAddress: str) -> str:
+        """
+        A sentence saying which entry would govern C{identity} connecting from
+        C{peerAddress}, and why each entry before it would not: for an operator asking why.
+        """
+        return self.lookup(identity, peerAddress).reason
