@@ -246,16 +246,6 @@ def parseAttributes(data: bytes, what: str = "attribute") -> tuple[tuple[int, by
     return tuple(attributes)
 
 
-def vendorSpecific(vendorId: int, vendorType: int, value: bytes) -> tuple[int, bytes]:
-    """A Vendor-Specific attribute holding one sub-attribute."""
-    if len(value) > MAX_ATTRIBUTE_VALUE - 6:
-        raise ValueError("vendor attribute value longer than 247 octets")
-    return (
-        ATTR_VENDOR_SPECIFIC,
-        struct.pack("!LBB", vendorId, vendorType, 2 + len(value)) + value,
-    )
-
-
 def splitEAPMessage(message: bytes) -> list[tuple[int, bytes]]:
     """EAP-Message attributes carrying C{message}, 253 octets each (RFC 3579 section 3.1)."""
     if not message:
