@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -721,6 +723,12 @@ class PluginTests(SynchronousTestCase):
         return PluginContext(
             "eap-radius", options=options, configPath=configPath, clock=reactor, reactor=reactor
         )
+
+    def mktemp(self):
+        """A fresh path in a private temporary directory removed after the test."""
+        directory = tempfile.mkdtemp(prefix="ikehub-radius-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        return os.path.join(directory, "file")
 
     def secretFile(self, mode=0o600, content=b"file-secret-0123456789\n"):
         path = self.mktemp()
