@@ -235,7 +235,17 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
                 return
             return self._drop("message_id_outside_window", peer)
         allowed = sa.state in (IKEState.ESTABLISHED, IKEState.DELETING) or (
-            sa.state is IKEState.HALF_OPEN and header.exchangeType == ExchangeType.IKE_AUTH
+            sa.state is IKEState.HALF_OPEN
+            and (
+                header.exchangeType == ExchangeType.IKE_AUTH
+                # A peer may give up in the middle of EAP with an INFORMATIONAL (strongSwan
+                # does, after an MSCHAPv2 failure); it is protected, so it is heard.
+                or (
+                    header.exchangeType == ExchangeType.INFORMATIONAL
+                    and sa.authState is not None
+                    and sa.authState.session is not None
+                )
+            )
         )
         if not allowed:
             return self._drop("exchange_not_allowed_in_state", peer)

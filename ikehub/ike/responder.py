@@ -60,6 +60,7 @@ from ikehub.wire.payloads import (
 NONCE_MIN, NONCE_MAX = 16, 256
 _RESPONSE = int(HeaderFlag.RESPONSE)
 _GROUP = struct.Struct("!H")
+_NOTIFY_NAMES = frozenset(int(n) for n in NotifyType)
 #: CERT and CERTREQ encoding 4: X.509 Certificate - Signature.
 _X509 = 4
 
@@ -461,6 +462,28 @@ class ResponderExchanges:
         )
         self._finishAuth(sa, state, [ours])
 
+    def _peerGaveUp(self, sa: IKESA, payloads) -> None:
+        """
+        The peer ended the IKE SA during EAP, usually with AUTHENTICATION_FAILED after the
+        method told it the password was wrong: answer, record why, keep nothing.
+        """
+        notified = ", ".join(
+            NotifyType(p.notifyType).name if p.notifyType in _NOTIFY_NAMES else str(p.notifyType)
+            for p in payloads
+            if type(p) is NotifyPayload
+        )
+        self.respond(sa, ExchangeType.INFORMATIONAL, [])
+        state = sa.authState
+        self.counters.increment("authentication_failed")
+        self.log.warn(
+            "IKE SA with {peer} ({identity}) failed: {reason}",
+            event="ike_sa_failed",
+            reason=f"{state.decision.reason}; {state.entry.auth}: the peer gave up during EAP "
+            f"({notified or 'no notify'})",
+            **sa.describe(),
+        )
+        self.removeSa(sa, "the peer gave up during EAP")
+
     # -- the end of IKE_AUTH --------------------------------------------------------------------
 
     def _finishAuth(self, sa: IKESA, state: AuthState, answer: list) -> None:
@@ -635,6 +658,8 @@ class ResponderExchanges:
     # -- INFORMATIONAL and CREATE_CHILD_SA ----------------------------------------------------
 
     def handle_INFORMATIONAL(self, sa: IKESA, header: IKEHeader, payloads) -> None:
+        if sa.state is IKEState.HALF_OPEN:
+            return self._peerGaveUp(sa, payloads)
         deletes = [p for p in payloads if type(p) is DeletePayload]
         if any(d.protocolId == ProtocolId.IKE for d in deletes):
             self.respond(sa, ExchangeType.INFORMATIONAL, [])
