@@ -17,6 +17,7 @@ import argparse
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -76,6 +77,36 @@ def waitForPort(port: int, timeout: float = 15.0) -> None:
             return
         time.sleep(0.1)
     raise SystemExit(f"hub did not bind {HUB_HOST}:{port} within {timeout}s")
+
+
+def callgrindControl(action: str, pid: int) -> None:
+    subprocess.run(["callgrind_control", action, str(pid)], check=True, capture_output=True)
+
+
+def callgrindDump(pid: int, directory: Path, keep: str) -> int:
+    """
+    Dump the hub's callgrind counters since the last zeroing and return the instructions they
+    hold; the dump is copied to C{keep} unless that is C{"-"}.
+    """
+    before = set(directory.glob("callgrind.out*"))
+    callgrindControl("--dump", pid)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        new = set(directory.glob("callgrind.out*")) - before
+        if new:
+            dump = new.pop()
+            time.sleep(0.5)  # let callgrind finish writing the file
+            for line in dump.read_text().splitlines():
+                if line.startswith(("summary:", "totals:")):
+                    break
+            else:
+                time.sleep(1)
+                continue
+            if keep != "-":
+                shutil.copyfile(dump, keep)
+            return int(line.split()[1])
+        time.sleep(0.2)
+    raise SystemExit("callgrind did not dump its counters")
 
 
 def runInitiator(args) -> None:
@@ -233,6 +264,20 @@ def main() -> None:
     parser.add_argument("--scenario", default="psk-x25519-gcm", choices=sorted(SCENARIOS))
     parser.add_argument("--profile-hub", metavar="FILE", help="save a cProfile of the hub to FILE")
     parser.add_argument(
+        "--callgrind",
+        nargs="?",
+        const="-",
+        metavar="FILE",
+        help="run the hub under valgrind's callgrind and print instructions per SA (repeatable "
+        "on a busy machine); with FILE, keep the profile there for callgrind_annotate",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=100,
+        help="with --callgrind, handshakes before the counters are zeroed",
+    )
+    parser.add_argument(
         "--in-memory",
         action="store_true",
         help="time the responder per exchange in memory (no sockets, reactor or log file)",
@@ -259,7 +304,17 @@ def main() -> None:
             )
         )
         hub = subprocess.Popen(
-            [
+            (
+                [
+                    "valgrind",
+                    "--tool=callgrind",
+                    "--quiet",
+                    f"--callgrind-out-file={tmp}/callgrind.out",
+                ]
+                if args.callgrind
+                else []
+            )
+            + [
                 sys.executable,
                 "-c",
                 TWISTD,
@@ -276,40 +331,47 @@ def main() -> None:
             + ["ikehub", "--config", str(config)],
             env=env,
         )
+
+        def initiator(count: int) -> subprocess.Popen:
+            return subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--role",
+                    "initiator",
+                    "--scenario",
+                    args.scenario,
+                    "--count",
+                    str(count),
+                    "--window",
+                    str(args.window),
+                    "--port",
+                    str(port),
+                    "--natt-port",
+                    str(nattPort),
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+
         try:
-            waitForPort(nattPort)
+            waitForPort(nattPort, timeout=120.0 if args.callgrind else 15.0)
+            if args.callgrind:
+                # First handshakes pay for imports and first-time caches; keep them out.
+                initiator(args.warmup).communicate(timeout=600)
+                callgrindControl("--zero", hub.pid)
             cpuBefore = cpuSeconds(hub.pid)
             wallBefore = time.perf_counter()
             share = args.sas // args.initiators
-            initiators = [
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        __file__,
-                        "--role",
-                        "initiator",
-                        "--scenario",
-                        args.scenario,
-                        "--count",
-                        str(share),
-                        "--window",
-                        str(args.window),
-                        "--port",
-                        str(port),
-                        "--natt-port",
-                        str(nattPort),
-                    ],
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                )
-                for _ in range(args.initiators)
-            ]
+            initiators = [initiator(share) for _ in range(args.initiators)]
             results = [json.loads(p.communicate(timeout=600)[0]) for p in initiators]
             wall = time.perf_counter() - wallBefore
             cpuAfter = cpuSeconds(hub.pid)
             user, system = cpuAfter[0] - cpuBefore[0], cpuAfter[1] - cpuBefore[1]
             cpu = user + system
+            if args.callgrind:
+                instructions = callgrindDump(hub.pid, Path(tmp), args.callgrind)
         finally:
             hub.send_signal(signal.SIGTERM)
             try:
@@ -337,6 +399,13 @@ def main() -> None:
         f"{system / done * 1e6:,.0f} system  (=> {done / cpu:,.0f} SAs/s per responder core)"
     )
     print(f"setup latency p50 / p99   {p50:.2f} ms / {p99:.2f} ms")
+    if args.callgrind:
+        print(
+            f"responder instructions    {instructions / done / 1e6:.3f} M per SA "
+            "(callgrind, warm-up excluded; the CPU figures above are inflated by valgrind)"
+        )
+        if args.callgrind != "-":
+            print(f"callgrind profile         {args.callgrind}")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ message naming the file and key before it forks or binds anything.
 
 import sys
 
+from twisted.application.app import ServerOptions
 from twisted.python import usage
 
 from ikehub.config import ConfigError, HubConfig, defaultConfigPath, loadConfig
+from ikehub.logobserver import installAsDefault
 
 #: Authenticators the hub offers today; third-party ones arrive as plugins.
 KNOWN_AUTHENTICATORS = frozenset({"psk"})
@@ -47,6 +49,11 @@ class Options(usage.Options):
 
             sys.stdout.write(summarize(self.hubConfig) + "\n")
             raise SystemExit(0)
+        parent = getattr(self, "parent", None)
+        if isinstance(parent, ServerOptions):
+            # twistd's default text observer formats each line in pure Python; the hub writes
+            # one per IKE SA. Same lines, cheaper (see ikehub.logobserver).
+            installAsDefault(parent)
 
 
 def makeService(options: Options):
