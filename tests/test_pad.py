@@ -31,9 +31,7 @@ PAD_TABLE = PAD(
 def test_firstMatchingEntryGovernsAndRecordNamesThoseSkipped():
     decision = PAD_TABLE.lookup(Identity.fromString("bob@example.com"), "192.0.2.200")
     assert decision.entry.name == "staff"
-    assert decision.rejections == [
-        ("gateways", "identity pattern gw.example.com does not match")
-    ]
+    assert decision.rejections == [("gateways", "identity pattern gw.example.com does not match")]
     assert "matched PAD entry 'staff'" in decision.reason
     assert "entry 'gateways': identity pattern gw.example.com does not match" in decision.reason
 

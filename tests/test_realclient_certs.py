@@ -92,7 +92,9 @@ def test_certificatesBothWaysWithTrafficAndDelete(workdir, keyType, scheme):
         Topology() as net,
         HubProcess(net.hubNs, workdir / "hub", HUB_CONFIG) as hub,
         StrongSwan(
-            net.clientNs[0], workdir / "c1", certClientConfig(),
+            net.clientNs[0],
+            workdir / "c1",
+            certClientConfig(),
             files=clientFiles(pki, cert, key),
         ) as client,
     ):
@@ -128,7 +130,9 @@ def test_untrustedCaIsRefusedAndLeavesNothing(workdir):
         Topology() as net,
         HubProcess(net.hubNs, workdir / "hub", HUB_CONFIG) as hub,
         StrongSwan(
-            net.clientNs[0], workdir / "c1", certClientConfig(),
+            net.clientNs[0],
+            workdir / "c1",
+            certClientConfig(),
             files=clientFiles(pki, cert, key),
         ) as client,
     ):

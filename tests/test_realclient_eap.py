@@ -116,7 +116,9 @@ def test_eapWithServerCertificate(workdir, method, identityRound, eapId):
         Topology() as net,
         HubProcess(net.hubNs, workdir / "hub", config) as hub,
         StrongSwan(
-            net.clientNs[0], workdir / "c1", eapClientConfig(method, eapId),
+            net.clientNs[0],
+            workdir / "c1",
+            eapClientConfig(method, eapId),
             secrets=eapSecrets(eapId or "alice@example.com"),
             files={"x509ca/ca.pem": pki.caCert.read_bytes()},
         ) as client,
@@ -149,7 +151,9 @@ def test_wrongPasswordFailsAndLeavesNothing(workdir):
         Topology() as net,
         HubProcess(net.hubNs, workdir / "hub", config) as hub,
         StrongSwan(
-            net.clientNs[0], workdir / "c1", eapClientConfig("eap-mschapv2"),
+            net.clientNs[0],
+            workdir / "c1",
+            eapClientConfig("eap-mschapv2"),
             secrets=eapSecrets("alice@example.com", "not-the-password-1"),
             files={"x509ca/ca.pem": pki.caCert.read_bytes()},
         ) as client,

@@ -94,9 +94,7 @@ class PubkeyAuthenticator:
 
     def authenticate(self, attempt: AuthAttempt) -> AuthResult:
         if attempt.method not in SIGNATURE_METHODS:
-            return AuthResult.refuse(
-                f"the peer used AUTH method {attempt.method}, not a signature"
-            )
+            return AuthResult.refuse(f"the peer used AUTH method {attempt.method}, not a signature")
         if not attempt.certificates:
             return AuthResult.refuse("the peer sent no certificate (CERT payload)")
         try:

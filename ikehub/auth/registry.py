@@ -80,8 +80,11 @@ class HubSigner:
     ECDSA).
     """
 
-    _CLASSIC = {256: AuthMethod.ECDSA_SHA256_P256, 384: AuthMethod.ECDSA_SHA384_P384,
-                521: AuthMethod.ECDSA_SHA512_P521}
+    _CLASSIC = {
+        256: AuthMethod.ECDSA_SHA256_P256,
+        384: AuthMethod.ECDSA_SHA384_P384,
+        521: AuthMethod.ECDSA_SHA512_P521,
+    }
 
     def __init__(self, credentials) -> None:
         from cryptography.hazmat.primitives import serialization
@@ -193,7 +196,8 @@ def buildRegistry(config: HubConfig, reactor=None) -> AuthRegistry:
             verifyObject(interface, built)
         except Invalid as e:
             problems.append(
-                f"{path}: {where}: plugin {name!r} built an object without {interface.__name__}: {e}"
+                f"{path}: {where}: plugin {name!r} built an object without "
+                f"{interface.__name__}: {e}"
             )
             continue
         (authenticators if name in authPlugins else methods)[name] = built

@@ -35,9 +35,7 @@ class _Pubkey:
 
         _noOptions(context)
         if context.trust is None:
-            raise PluginConfigError(
-                "", "checks peer certificates against trusted CAs; set hub.ca"
-            )
+            raise PluginConfigError("", "checks peer certificates against trusted CAs; set hub.ca")
         return PubkeyAuthenticator(context.trust)
 
 
