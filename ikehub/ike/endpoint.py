@@ -467,6 +467,13 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
             key = (sa.spiI, sa.context)
             if self.halfOpen.get(key) is sa:
                 del self.halfOpen[key]
+        state = sa.authState
+        if state is not None:
+            sa.authState = None
+            # An EAP session waiting on a server (RADIUS) stops retransmitting for a dead SA.
+            abort = getattr(state.session, "abort", None)
+            if abort is not None:
+                abort()
         for child in sa.children:
             self.sad.remove(child)
         sa.children = []
