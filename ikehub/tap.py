@@ -13,9 +13,6 @@ from twisted.python import usage
 from ikehub.config import ConfigError, HubConfig, defaultConfigPath, loadConfig
 from ikehub.logobserver import installAsDefault
 
-#: Authenticators the hub offers today; third-party ones arrive as plugins.
-KNOWN_AUTHENTICATORS = frozenset({"psk"})
-
 
 class Options(usage.Options):
     synopsis = "[--config FILE] [--check]"
@@ -33,17 +30,18 @@ class Options(usage.Options):
     hubConfig: HubConfig
 
     def postOptions(self) -> None:
+        from twisted.internet import reactor
+
+        from ikehub.auth.registry import buildRegistry
+
         path = self["config"] or defaultConfigPath()
         try:
             self.hubConfig = loadConfig(path)
+            # Plugins are found and built now, so an unknown name or a plugin that refuses its
+            # options stops the hub before it forks.
+            self.authRegistry = buildRegistry(self.hubConfig, reactor)
         except ConfigError as e:
             raise usage.UsageError(str(e))
-        for index, peer in enumerate(self.hubConfig.peers):
-            if peer.auth not in KNOWN_AUTHENTICATORS:
-                raise usage.UsageError(
-                    f"{path}: peers[{index}].auth: unknown authenticator {peer.auth!r}; "
-                    f"use one of: {', '.join(sorted(KNOWN_AUTHENTICATORS))}"
-                )
         if self["check"]:
             from ikehub.cli import summarize
 
@@ -61,4 +59,4 @@ def makeService(options: Options):
 
     from ikehub.service import IKEHubService
 
-    return IKEHubService(options.hubConfig, reactor)
+    return IKEHubService(options.hubConfig, reactor, options.authRegistry)
