@@ -385,7 +385,10 @@ class ResponderExchanges:
                 "no AUTH payload (it wants EAP)",
             )
         state.entry = entry
-        state.eapOnly = entry.auth in self.auth.mutualMethods and any(
+        # EAP-only (RFC 5998) is the responder's option; a hub with a certificate always signs,
+        # because strongSwan announces EAP_ONLY_AUTHENTICATION with every mutual method (e.g.
+        # EAP-TLS) yet refuses an unsigned responder when its remote.auth is pubkey.
+        state.eapOnly = self.auth.signer is None and entry.auth in self.auth.mutualMethods and any(
             type(p) is NotifyPayload and p.notifyType == NotifyType.EAP_ONLY_AUTHENTICATION
             for p in payloads
         )

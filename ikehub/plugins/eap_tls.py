@@ -6,7 +6,11 @@ directory as the trust anchors for the peers' certificates.
 Options in its C{[auth.eap-tls]} table, all optional:
   - C{fragment_size}: octets of TLS data per EAP-TLS packet the hub sends, 256..16384
     (default 1024, as strongSwan's charon);
-  - C{max_version}: the highest TLS version, C{"1.2"} or C{"1.3"} (default C{"1.3"}).
+  - C{max_version}: the highest TLS version, C{"1.2"} or C{"1.3"} (default C{"1.3"});
+  - C{tls13_profile}: how TLS 1.3 ends and derives the MSK, C{"rfc9190"} (default) or
+    C{"strongswan"} for strongSwan 5.9 clients with TLS 1.3 enabled, whose draft-era
+    EAP-TLS 1.3 uses another MSK and crashes on RFC 9190's commitment message (see
+    L{ikehub.auth.eap.tls}). TLS 1.2 is the same either way.
 
 Importing this module is cheap: OpenSSL and the EAP-TLS code load in C{build()}.
 """
@@ -24,7 +28,8 @@ __all__ = ["EAPTLSPlugin", "eapTLS"]
 
 _FRAGMENT_SIZES = (256, 16384)
 _VERSIONS = ("1.2", "1.3")
-_OPTIONS = ("fragment_size", "max_version")
+_PROFILES = ("rfc9190", "strongswan")
+_OPTIONS = ("fragment_size", "max_version", "tls13_profile")
 
 
 @implementer(IPlugin, IEAPMethodPlugin)
@@ -71,6 +76,13 @@ class EAPTLSPlugin:
                 "max_version",
                 f'must be "1.2" or "1.3" (a string), not {maxVersion!r}',
             )
+        tls13Profile = options.get("tls13_profile", "rfc9190")
+        if tls13Profile not in _PROFILES:
+            raise PluginConfigError(
+                "tls13_profile",
+                f'must be "rfc9190" or "strongswan" (for strongSwan 5.9 clients with TLS 1.3), '
+                f"not {tls13Profile!r}",
+            )
 
         from OpenSSL import SSL
 
@@ -84,6 +96,7 @@ class EAPTLSPlugin:
                 maxVersion=maxVersion,
                 fragmentSize=fragmentSize,
                 clock=context.clock,
+                tls13Profile=tls13Profile,
             )
         except SSL.Error as e:
             raise PluginConfigError(

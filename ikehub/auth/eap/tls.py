@@ -48,6 +48,26 @@ MSK its first 64, the EMSK the next 64::
               (the RFC 5705 exporter with that label and no context value)
     TLS 1.3:  Key_Material = TLS-Exporter("EXPORTER_EAP_TLS_Key_Material", 0x0D, 128)
 
+TLS 1.3 and strongSwan 5.9 (the C{tls13_profile} option, L{TLS13_PROFILES}): strongSwan's
+libtls (5.9.2 and later, 5.9.8 tested against this module with real clients) implements
+EAP-TLS over TLS 1.3 as an early draft of RFC 9190 did, not as the RFC does:
+
+  - its Key_Material is the TLS 1.3 exporter with the TLS 1.2 label and no context,
+    C{TLS-Exporter("client EAP encryption", "", 128)} (libtls's C{tls_crypto.c} exports
+    C{msk_label} = "client EAP encryption" with an empty context once the application keys
+    are derived), so an RFC 9190 MSK makes the final IKE AUTH payloads disagree;
+  - it knows no commitment message: a 5.9.8 peer that receives the one octet of application
+    data crashes (SIGSEGV in libtls), so nothing but handshake messages may be sent;
+  - its own server ends the method with EAP-Success right after the peer's Finished.
+
+With C{tls13Profile="strongswan"} the server does exactly that: no commitment message, the
+Key_Material above, and after the peer's Finished either the NewSessionTicket messages
+OpenSSL insists on sending (which strongSwan's peer reads and acknowledges) or, when there are
+none, success at once. The default, C{"rfc9190"}, is the RFC. The hub cannot tell the two kinds
+of peer apart before it is too late (the difference shows only after the handshake), hence a
+configuration choice; TLS 1.2 is the same in both profiles, and strongSwan's default maximum
+version is 1.2.
+
 There is no resumption: session tickets are disabled and the session cache is off, so
 every handshake presents and validates a certificate. OpenSSL's TLS 1.3 server still
 sends (stateful, never honoured) NewSessionTicket messages to a client that offers PSK
@@ -93,6 +113,7 @@ __all__ = [
     "MAX_FRAGMENT_SIZE",
     "MAX_MESSAGE_LENGTH",
     "MIN_FRAGMENT_SIZE",
+    "TLS13_PROFILES",
     "TLS_VERSIONS",
     "EAPTLSServer",
     "eapIdentityAsIkeId",
@@ -122,6 +143,9 @@ LABEL_TLS13 = b"EXPORTER_EAP_TLS_Key_Material"
 TYPE_CODE = bytes([EAPType.TLS])
 #: RFC 9190 section 2.5: the server's commitment not to send more handshake messages.
 COMMITMENT_MESSAGE = b"\x00"
+
+#: How TLS 1.3 ends and what it exports: RFC 9190, or strongSwan 5.9's draft-era variant.
+TLS13_PROFILES = ("rfc9190", "strongswan")
 
 #: The configuration spelling of the highest TLS version, and OpenSSL's number for it.
 TLS_VERSIONS = {"1.2": SSL.TLS1_2_VERSION, "1.3": SSL.TLS1_3_VERSION}
@@ -190,12 +214,14 @@ def serverContext(
     return context
 
 
-def keyMaterial(connection: SSL.Connection) -> bytes:
+def keyMaterial(connection: SSL.Connection, tls13Profile: str = "rfc9190") -> bytes:
     """
     The 128-octet EAP-TLS Key_Material of a finished handshake, for its TLS version
-    (RFC 5216 section 2.3 up to TLS 1.2, RFC 9190 section 2.3 for TLS 1.3).
+    (RFC 5216 section 2.3 up to TLS 1.2, RFC 9190 section 2.3 for TLS 1.3, or with
+    C{tls13Profile="strongswan"} the exporter with the TLS 1.2 label and no context, which
+    OpenSSL treats as the empty context strongSwan uses; see the module docstring).
     """
-    if connection.get_protocol_version_name() == "TLSv1.3":
+    if connection.get_protocol_version_name() == "TLSv1.3" and tls13Profile == "rfc9190":
         return connection.export_keying_material(LABEL_TLS13, KEY_MATERIAL_LENGTH, TYPE_CODE)
     return connection.export_keying_material(LABEL_TLS12, KEY_MATERIAL_LENGTH)
 
@@ -269,6 +295,8 @@ class EAPTLSServer(EAPServerMethod):
         clock when C{None}.
     @param maxMessageLength: the longest reassembled TLS message accepted from the peer.
     @param maxFragments: the most fragments one incoming message may come in.
+    @param tls13Profile: C{"rfc9190"} or C{"strongswan"}, how a TLS 1.3 handshake ends and
+        derives its keys (see the module docstring).
 
     After success, C{msk}, C{emsk}, C{sessionId} (RFC 5216 / RFC 9190 Session-Id),
     C{tlsVersion} and C{peer} (the L{ValidatedPeer}) are set.
@@ -289,7 +317,10 @@ class EAPTLSServer(EAPServerMethod):
         clock: IReactorTime | None = None,
         maxMessageLength: int = MAX_MESSAGE_LENGTH,
         maxFragments: int = MAX_FRAGMENTS,
+        tls13Profile: str = "rfc9190",
     ) -> None:
+        if tls13Profile not in TLS13_PROFILES:
+            raise ValueError(f"TLS 1.3 profile {tls13Profile!r} is not one of {TLS13_PROFILES}")
         if not MIN_FRAGMENT_SIZE <= fragmentSize <= MAX_FRAGMENT_SIZE:
             raise ValueError(
                 f"fragment size {fragmentSize} is not {MIN_FRAGMENT_SIZE}..{MAX_FRAGMENT_SIZE}"
@@ -304,6 +335,7 @@ class EAPTLSServer(EAPServerMethod):
         self.clock = clock
         self.maxMessageLength = maxMessageLength
         self.maxFragments = maxFragments
+        self.tls13Profile = tls13Profile
         self.state = _AWAIT_DATA
         self.tlsVersion: str | None = None
         self.peer: ValidatedPeer | None = None
@@ -498,13 +530,14 @@ class EAPTLSServer(EAPServerMethod):
         refusal = self._checkPeer()
         if refusal is not None:
             return self._finish(Failed(refusal))
-        if self.tlsVersion == "TLSv1.3":
+        rfc9190 = self.tls13Profile == "rfc9190"
+        if self.tlsVersion == "TLSv1.3" and rfc9190:
             try:
                 connection.write(COMMITMENT_MESSAGE)
             except SSL.Error as e:
                 return self._finish(Failed(f"TLS commitment message: {_describeSSLError(e)}"))
         output = self._drain()
-        material = keyMaterial(connection)
+        material = keyMaterial(connection, self.tls13Profile)
         self.msk = material[:MSK_LENGTH]
         self.emsk = material[MSK_LENGTH:]
         if self.tlsVersion == "TLSv1.3":
@@ -515,6 +548,9 @@ class EAPTLSServer(EAPServerMethod):
         else:
             self.sessionId = TYPE_CODE + connection.client_random() + connection.server_random()
         self.state = _AWAIT_FINAL_ACK
+        if not output and self.tlsVersion == "TLSv1.3" and not rfc9190:
+            # strongSwan's way: the peer's Finished ends the method, EAP-Success follows.
+            return self._finish(Succeeded(self.msk))
         if not output:
             # Nothing left to send (cannot happen with OpenSSL's TLS 1.2 or 1.3 server,
             # which always ends with its Finished or the commitment message).
