@@ -953,11 +953,14 @@ class RADIUSEAPMethod:
         *,
         nasIdentifier: str = "ikehub",
         ports: Sequence[Any] = (),
+        sockets: LazyUDPSockets | None = None,
     ) -> None:
         self.name = name
         self.client = client
         self.nasIdentifier = nasIdentifier
         self.ports = list(ports)
+        #: Sockets opened on the first request instead of at build time (see L{listen}).
+        self.sockets = sockets
 
     def newSession(
         self,
@@ -978,6 +981,8 @@ class RADIUSEAPMethod:
     def close(self) -> defer.Deferred[None]:
         """Stop listening on the client's UDP ports."""
         ports, self.ports = self.ports, []
+        if self.sockets is not None:
+            ports.extend(self.sockets.close())
         return defer.gatherResults(
             [defer.maybeDeferred(port.stopListening) for port in ports]
         ).addCallback(lambda _: None)
@@ -997,6 +1002,65 @@ class RADIUSClientProtocol(DatagramProtocol):
             self.client.datagramReceived(datagram, addr)
 
 
+class _GlobalReactor:
+    """The global reactor, imported only when first used (so that building does not)."""
+
+    def __getattr__(self, name: str) -> Any:
+        from twisted.internet import reactor
+
+        return getattr(reactor, name)
+
+
+class LazyUDPSockets:
+    """
+    The client's UDP sockets (one per address family), bound on the first datagram sent
+    rather than when the method is built: C{ikehub check} builds every plugin without a
+    reactor and must neither bind sockets nor install a reactor.
+
+    @param reactor: an C{IReactorUDP}, or C{None} for the global reactor (imported on first
+        use).
+    """
+
+    def __init__(self, reactor: Any, families: Iterable[int]) -> None:
+        self.reactor = reactor
+        self.families = sorted(set(families))
+        self.protocols: dict[int, RADIUSClientProtocol] = {}
+        self.ports: list[Any] = []
+        self.client: RADIUSClient | None = None
+        self.closed = False
+
+    @property
+    def opened(self) -> bool:
+        return bool(self.ports)
+
+    def open(self) -> None:
+        """Bind the sockets (once); raises what C{listenUDP} raises."""
+        if self.ports or self.closed:
+            return
+        reactor = self.reactor
+        if reactor is None:
+            from twisted.internet import reactor  # type: ignore[no-redef]
+        for family in self.families:
+            protocol = RADIUSClientProtocol()
+            protocol.client = self.client
+            interface = "::" if family == 6 else ""
+            self.ports.append(reactor.listenUDP(0, protocol, interface=interface))
+            self.protocols[family] = protocol
+
+    def send(self, data: bytes, address: tuple[str, int]) -> None:
+        self.open()
+        protocol = self.protocols.get(ipaddress.ip_address(address[0]).version)
+        if protocol is not None and protocol.transport is not None:
+            protocol.transport.write(data, address)
+
+    def close(self) -> list[Any]:
+        """Never open again; returns the ports that were open, for the caller to stop."""
+        self.closed = True
+        ports, self.ports = self.ports, []
+        self.protocols = {}
+        return ports
+
+
 def listen(
     reactor: Any,
     clock: Any,
@@ -1004,13 +1068,29 @@ def listen(
     *,
     timeout: float,
     retries: int,
-) -> tuple[RADIUSClient, list[Any]]:
+    lazy: bool = False,
+) -> tuple[RADIUSClient, list[Any] | LazyUDPSockets]:
     """
     Bind an ephemeral UDP port for each address family the servers use and make the
     client that sends through them.
 
-    @return: the client and the listening ports.
+    With C{lazy}, nothing is bound now: the ports are bound on the first request (through
+    the returned L{LazyUDPSockets}), and C{reactor} and C{clock} may be C{None} for the
+    global reactor, which is then only imported when first needed.
+
+    @return: the client and the listening ports, or with C{lazy} the L{LazyUDPSockets}.
     """
+    if lazy:
+        sockets = LazyUDPSockets(reactor, (server.family for server in servers))
+        lazyClient = RADIUSClient(
+            servers,
+            sockets.send,
+            clock if clock is not None else _GlobalReactor(),
+            timeout=timeout,
+            retries=retries,
+        )
+        sockets.client = lazyClient
+        return lazyClient, sockets
     protocols: dict[int, RADIUSClientProtocol] = {}
     ports = []
     for family in sorted({server.family for server in servers}):

@@ -14,7 +14,12 @@ Configuration (the method's C{[auth.eap-radius]} table)::
     secret_file = "radius.secret"   # owner-only (chmod 600), or: secret = "..."
 
 The method is mutual: the RADIUS server runs the EAP method and hands the MSK back in
-MS-MPPE-Recv-Key and MS-MPPE-Send-Key. This module stays cheap to import; the RADIUS code
+MS-MPPE-Recv-Key and MS-MPPE-Send-Key.
+
+Built with a reactor (the hub under twistd), the method binds its UDP sockets at once, so a
+host that cannot is reported at start. Built without one (C{ikehub check}), it only checks
+its options: no socket is bound and no reactor is imported until a first request, which a
+check never makes. This module stays cheap to import; the RADIUS code
 is imported in C{build()}.
 """
 
@@ -54,9 +59,24 @@ class EAPRadiusPlugin:
         from ikehub.auth.radius import RADIUSEAPMethod, listen
 
         options = _Options(context)
+        if context.reactor is None:
+            # Built without a reactor (ikehub check): validate, but bind nothing and import
+            # no reactor; the sockets are bound on the first request, should one come.
+            client, sockets = listen(
+                None,
+                context.clock,
+                options.servers,
+                timeout=options.timeout,
+                retries=options.retries,
+                lazy=True,
+            )
+            return RADIUSEAPMethod(
+                context.name or self.name,
+                client,
+                nasIdentifier=options.nasIdentifier,
+                sockets=sockets,
+            )
         reactor = context.reactor
-        if reactor is None:
-            from twisted.internet import reactor  # type: ignore[no-redef]
         clock = context.clock if context.clock is not None else reactor
         try:
             client, ports = listen(
