@@ -8,14 +8,20 @@ unprotected traffic, and lifetimes.
 import ipaddress
 import struct
 
+from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 
+from ikehub.crypto.proposals import ChildSuite
+from ikehub.crypto.transforms import encrAlgorithm
 from ikehub.esp.datapath import ESPDatapath, innerAddresses
 from ikehub.esp.espsa import Lifetime
 from ikehub.esp.sad import SAD
+from ikehub.ike.child import ChildSA
 from ikehub.ike.counters import Counters
 from ikehub.net.memorysink import MemoryPacketInterface
 from ikehub.policy.spd import SPD, SPDEntry
+from ikehub.wire.constants import EncrId
+from ikehub.wire.payloads import TrafficSelector
 
 from tests.ikepump import CLIENT, HUB, Pair, clientSpec, makePool, padWith
 
@@ -254,3 +260,82 @@ class SadTests(SynchronousTestCase):
         self.assertIsNone(sad.lookup(spi))
         sad.releaseSpi(spi)
         self.assertNotIn(spi, sad.bySpi)
+
+
+class CreepingClock(task.Clock):
+    """
+    A clock that moves on by a microsecond each time it is read, as a real one does between
+    two reads.
+    """
+
+    def seconds(self):
+        self.rightNow += 1e-6
+        return self.rightNow
+
+
+def childSa(number: int) -> ChildSA:
+    suite = ChildSuite(encrAlgorithm(EncrId.AES_GCM_16, 256), None, False, None)
+    selector = TrafficSelector.fromNetwork(
+        ipaddress.ip_network(f"10.0.{number >> 8}.{number & 255}")
+    )
+    return ChildSA(
+        inboundSpi=struct.pack("!I", 0x1000 + number),
+        outboundSpi=struct.pack("!I", 0x2000 + number),
+        suite=suite,
+        localTs=(TrafficSelector.fromNetwork(ipaddress.ip_network("203.0.113.0/24")),),
+        remoteTs=(selector,),
+        peer=("192.0.2.1", 4500),
+        path=None,
+        ikeSpi=b"\x01" * 8,
+        encrIn=bytes(36),
+        encrOut=bytes(36),
+    )
+
+
+class LifetimeTimerTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = CreepingClock()
+        self.armed = []
+        callLater = self.clock.callLater
+
+        def countingCallLater(*args, **kwargs):
+            self.armed.append(args[0])
+            return callLater(*args, **kwargs)
+
+        self.clock.callLater = countingCallLater
+        self.sad = SAD(lifetime=Lifetime(hardSeconds=100.0))
+        self.path = ESPDatapath(
+            self.sad, MemoryPacketInterface("x"), SPD([]), self.clock, lambda *a: None
+        )
+        self.events = []
+        self.path.lifetimeReached = lambda sa, hard, what: self.events.append(
+            (sa.child.inboundSpi, hard)
+        )
+
+    def test_installsKeepTheTimerArmed(self):
+        """
+        Every SA's deadlines come after the first SA's, so installing more SAs leaves the one
+        shared timer as it is, even though the clock moves while it is armed.
+        """
+        for number in range(5):
+            self.sad.install(childSa(number))
+        self.assertEqual(len(self.armed), 1)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+
+    def test_anEarlierDeadlineReArmsTheTimer(self):
+        first = self.sad.install(childSa(1))
+        self.sad.lifetime = Lifetime(hardSeconds=10.0)
+        second = self.sad.install(childSa(2))
+        self.assertEqual(len(self.armed), 2)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(9.5)  # soft limit at 9 s
+        self.assertEqual(self.events, [(second.child.inboundSpi, False)])
+        self.clock.advance(85)
+        self.assertEqual(
+            self.events,
+            [
+                (second.child.inboundSpi, False),
+                (second.child.inboundSpi, True),
+                (first.child.inboundSpi, False),
+            ],
+        )

@@ -71,6 +71,9 @@ class ESPDatapath:
         self._deadlines: list = []
         self._tiebreak = itertools.count()
         self._timer = None
+        #: The deadline the timer was armed for (the delayed call's own time may lie a little
+        #: later, as the clock moved while it was computed).
+        self._timerDeadline = 0.0
         packetInterface.setReceiver(self.packetFromInterface)
         sad.installed = self._installed
         sad.removed = self._removed
@@ -190,9 +193,12 @@ class ESPDatapath:
             return
         when = self._deadlines[0][0]
         if self._timer is not None and self._timer.active():
-            if self._timer.getTime() <= when:
+            # A new SA's deadlines come after the earliest one: keep the timer as it is, rather
+            # than cancel and re-arm it on every handshake.
+            if self._timerDeadline <= when:
                 return
             self._timer.cancel()
+        self._timerDeadline = when
         self._timer = self.clock.callLater(max(0.0, when - self.clock.seconds()), self._tick)
 
     def _tick(self) -> None:

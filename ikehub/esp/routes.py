@@ -7,13 +7,29 @@ length in use, longest first. Road warriors are /32 (or /128) entries, so the co
 dict lookup; no scan over SAs ever happens.
 """
 
-import ipaddress
+_BITS = {4: 32, 6: 128}
 
 
-def _blocks(version: int, first: int, last: int):
-    make = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
-    for network in ipaddress.summarize_address_range(make(first), make(last)):
-        yield network.prefixlen, int(network.network_address)
+def cidrBlocks(bits: int, first: int, last: int):
+    """
+    The CIDR blocks that cover the addresses C{first} to C{last} exactly, as (prefix length,
+    network) pairs in ascending order: what C{ipaddress.summarize_address_range} yields, in
+    integer arithmetic. Installing a CHILD SA splits its selectors this way, so it is on every
+    handshake, and the common range is a single address.
+
+    @param bits: the address width, 32 or 128.
+    """
+    if first == last:
+        yield bits, first
+        return
+    while first <= last:
+        # The largest block that starts at C{first} (its alignment) and fits in what is left.
+        size = min(
+            (first & -first).bit_length() - 1 if first else bits,
+            (last - first + 1).bit_length() - 1,
+        )
+        yield bits - size, first
+        first += 1 << size
 
 
 class RouteTable:
@@ -26,7 +42,7 @@ class RouteTable:
         self._lengths: dict[int, list[tuple[int, int, dict]]] = {4: [], 6: []}
 
     def _refresh(self, version: int) -> None:
-        bits = 32 if version == 4 else 128
+        bits = _BITS[version]
         full = (1 << bits) - 1
         self._lengths[version] = sorted(
             (
@@ -38,22 +54,38 @@ class RouteTable:
         )
 
     def add(self, ranges, target) -> None:
+        tables = self._tables
         for version, first, last in ranges:
-            for length, network in _blocks(version, first, last):
-                table = self._tables.setdefault((version, length), {})
-                table.setdefault(network, []).append(target)
-            self._refresh(version)
+            # The list of lengths in use changes only when a prefix length gains its first
+            # network, which is rare once the hub has SAs: no re-sorting per handshake.
+            stale = False
+            for length, network in cidrBlocks(_BITS[version], first, last):
+                table = tables.get((version, length))
+                if table is None:
+                    table = tables[version, length] = {}
+                if not table:
+                    stale = True
+                targets = table.get(network)
+                if targets is None:
+                    table[network] = [target]
+                else:
+                    targets.append(target)
+            if stale:
+                self._refresh(version)
 
     def remove(self, ranges, target) -> None:
         for version, first, last in ranges:
-            for length, network in _blocks(version, first, last):
+            stale = False
+            for length, network in cidrBlocks(_BITS[version], first, last):
                 table = self._tables.get((version, length), {})
                 targets = table.get(network)
                 if targets and target in targets:
                     targets.remove(target)
                     if not targets:
                         del table[network]
-            self._refresh(version)
+                        stale = stale or not table
+            if stale:
+                self._refresh(version)
 
     def lookup(self, version: int, address: int):
         """
