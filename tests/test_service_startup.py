@@ -6,7 +6,7 @@ is taken, in a network namespace of the test's own.
 import pytest
 
 from tests.harness import HarnessError, HubProcess, Topology, requireRealClients
-from tests.realclient import hubConfig
+from tests.realclient import hubConfig, waitFor
 
 
 def test_tunNameInUseIsAClearError(tmp_path_factory):
@@ -36,4 +36,5 @@ def test_hubRunsWithoutTun(tmp_path_factory):
         HubProcess(net.hubNs, workdir / "hub", config) as hub,
     ):
         assert hub.running
-        assert "packets via none" in hub.log()
+        # The line comes right after the ports are bound, which is what the harness waits for.
+        assert waitFor(lambda: "packets via none" in hub.log()), hub.log()
