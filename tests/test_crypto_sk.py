@@ -39,6 +39,8 @@ from ikehub.wire import (
     encodePayloadChain,
 )
 from ikehub.wire.constants import (
+    GENERIC_PAYLOAD_HEADER_LENGTH,
+    IKE_HEADER_LENGTH,
     EncrId,
     ExchangeType,
     HeaderFlag,
@@ -405,6 +407,33 @@ def test_ikeSkCodecsPairDirections():
         _unprotect(initiatorIn, request)
     manual = SKCodec(ENCRS[0], INTEGS[1], keys.skEi, keys.skAi)
     assert _unprotect(manual, request) == PAYLOADS
+
+
+def test_ikeSkCodecsDrawIndependentAeadIvs():
+    """
+    Each direction's AEAD IVs start from its own random seed, in every IKE SA: the first
+    messages of the two directions, and of two SAs, carry different IVs.
+    """
+    gcm = ENCRS[3]
+    suite = IkeSuite(gcm, None, prfAlgorithm(PrfId.HMAC_SHA2_256), 31)
+    keys = IkeKeys(
+        os.urandom(32),
+        b"",
+        b"",
+        os.urandom(gcm.keyBytes),
+        os.urandom(gcm.keyBytes),
+        os.urandom(32),
+        os.urandom(32),
+    )
+    ivStart = IKE_HEADER_LENGTH + GENERIC_PAYLOAD_HEADER_LENGTH
+
+    def firstIvs():
+        out, back = ikeSkCodecs(suite, keys, isInitiator=True)
+        return tuple(c.protect(HEADER, PAYLOADS)[ivStart : ivStart + 8] for c in (out, back))
+
+    first, second = firstIvs(), firstIvs()
+    assert first[0] != first[1]
+    assert len(set(first + second)) == 4
 
 
 def test_codecRefusesInconsistentConstruction():

@@ -339,3 +339,17 @@ class LifetimeTimerTests(SynchronousTestCase):
                 (first.child.inboundSpi, False),
             ],
         )
+
+
+class EspSaTests(SynchronousTestCase):
+    def test_selectorRangesOfBothSides(self):
+        """
+        The peer's selectors (checked per inbound packet and routed to) and ours, as integer
+        ranges.
+        """
+        sa = SAD().install(childSa(7))
+        self.assertEqual(sa.remoteRanges, ((4, 0x0A000007, 0x0A000007),))
+        self.assertEqual(sa.localRanges, ((4, 0xCB007100, 0xCB0071FF),))
+        self.assertTrue(sa.allowsSource(4, 0x0A000007))
+        self.assertFalse(sa.allowsSource(4, 0x0A000008))
+        self.assertFalse(sa.allowsSource(6, 0x0A000007))

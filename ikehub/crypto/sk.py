@@ -169,8 +169,15 @@ def ikeSkCodecs(
     The (outbound, inbound) codecs of an IKE SA: the original initiator sends with
     SK_ei/SK_ai and receives with SK_er/SK_ar, the responder the other way round.
     """
-    initiatorToResponder = SKCodec(suite.encr, suite.integ, keys.skEi, keys.skAi)
-    responderToInitiator = SKCodec(suite.encr, suite.integ, keys.skEr, keys.skAr)
+    # Both IV seeds from one system call: a handshake already makes several for its SPIs and
+    # nonces.
+    seeds = os.urandom(16)
+    initiatorToResponder = SKCodec(
+        suite.encr, suite.integ, keys.skEi, keys.skAi, ivSeed=int.from_bytes(seeds[:8], "big")
+    )
+    responderToInitiator = SKCodec(
+        suite.encr, suite.integ, keys.skEr, keys.skAr, ivSeed=int.from_bytes(seeds[8:], "big")
+    )
     if isInitiator:
         return initiatorToResponder, responderToInitiator
     return responderToInitiator, initiatorToResponder

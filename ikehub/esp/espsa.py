@@ -40,14 +40,20 @@ def selectorRanges(selectors) -> tuple[tuple[int, int, int], ...]:
     Traffic selectors as (IP version, first, last) integer ranges; ports and protocols are not
     checked on the inner packet (the hub narrows to whole addresses).
     """
+    fromBytes = int.from_bytes
     return tuple(
-        (
-            4 if ts.tsType == TSType.TS_IPV4_ADDR_RANGE else 6,
-            int.from_bytes(ts.startAddress, "big"),
-            int.from_bytes(ts.endAddress, "big"),
-        )
-        for ts in selectors
+        [
+            (
+                4 if ts.tsType == _IPV4 else 6,
+                fromBytes(ts.startAddress, "big"),
+                fromBytes(ts.endAddress, "big"),
+            )
+            for ts in selectors
+        ]
     )
+
+
+_IPV4 = TSType.TS_IPV4_ADDR_RANGE
 
 
 class EspSA:
@@ -57,7 +63,6 @@ class EspSA:
         "decryptor",
         "nextSeq",
         "remoteRanges",
-        "localRanges",
         "lifetime",
         "softExpired",
         "byteBudget",
@@ -82,7 +87,6 @@ class EspSA:
         )
         self.nextSeq = 1
         self.remoteRanges = selectorRanges(child.remoteTs)
-        self.localRanges = selectorRanges(child.localTs)
         self.lifetime = lifetime or Lifetime()
         self.softExpired = False
         #: Bytes and packets left before the next lifetime event; the datapath counts them down.
@@ -91,6 +95,14 @@ class EspSA:
         self.packetsIn = self.bytesIn = self.packetsOut = self.bytesOut = 0
         #: Packets dropped on this SA, by reason ("icv", "replay", "selector", ...).
         self.drops: dict[str, int] = {}
+
+    @property
+    def localRanges(self) -> tuple[tuple[int, int, int], ...]:
+        """
+        Our side's traffic selectors as integer ranges. Nothing on the packet path needs them,
+        so they are not worked out at install time, which is on every handshake.
+        """
+        return selectorRanges(self.child.localTs)
 
     def drop(self, reason: str) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + 1
