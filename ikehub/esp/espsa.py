@@ -20,7 +20,14 @@ class Lifetime:
     Reaching a soft limit asks for a rekey; reaching a hard limit ends the SA.
     """
 
-    __slots__ = ("softSeconds", "hardSeconds", "softBytes", "hardBytes", "softPackets", "hardPackets")
+    __slots__ = (
+        "softSeconds",
+        "hardSeconds",
+        "softBytes",
+        "hardBytes",
+        "softPackets",
+        "hardPackets",
+    )
 
     def __init__(
         self,
