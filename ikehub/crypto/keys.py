@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ikehub.crypto.errors import CryptoError
 from ikehub.crypto.transforms import EncrAlgorithm, IntegAlgorithm, PrfAlgorithm
+from ikehub.wire._frozen import fastInit
 
 #: prf+ counts its blocks in one octet.
 MAX_PRF_PLUS_BLOCKS = 255
@@ -67,6 +68,7 @@ def deriveRekeyedSkeyseed(
     return prf.compute(oldSkD, sharedSecret + nonceI + nonceR)
 
 
+@fastInit  # built on every handshake: see ikehub.wire._frozen
 @dataclass(frozen=True, slots=True, repr=False)
 class IkeKeys:
     """
@@ -141,6 +143,7 @@ def deriveIkeKeys(
     )
 
 
+@fastInit
 @dataclass(frozen=True, slots=True, repr=False)
 class ChildKeys:
     """
