@@ -332,28 +332,33 @@ def main() -> None:
             env=env,
         )
 
+        started: list[subprocess.Popen] = []
+
         def initiator(count: int) -> subprocess.Popen:
-            return subprocess.Popen(
-                [
-                    sys.executable,
-                    __file__,
-                    "--role",
-                    "initiator",
-                    "--scenario",
-                    args.scenario,
-                    "--count",
-                    str(count),
-                    "--window",
-                    str(args.window),
-                    "--port",
-                    str(port),
-                    "--natt-port",
-                    str(nattPort),
-                ],
-                env=env,
-                stdout=subprocess.PIPE,
-                text=True,
+            started.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--role",
+                        "initiator",
+                        "--scenario",
+                        args.scenario,
+                        "--count",
+                        str(count),
+                        "--window",
+                        str(args.window),
+                        "--port",
+                        str(port),
+                        "--natt-port",
+                        str(nattPort),
+                    ],
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
             )
+            return started[-1]
 
         try:
             waitForPort(nattPort, timeout=120.0 if args.callgrind else 15.0)
@@ -373,6 +378,11 @@ def main() -> None:
             if args.callgrind:
                 instructions = callgrindDump(hub.pid, Path(tmp), args.callgrind)
         finally:
+            # Initiators still running (the hub died, or this script was interrupted) would
+            # otherwise wait for their retransmissions to give up.
+            for process in started:
+                if process.poll() is None:
+                    process.kill()
             hub.send_signal(signal.SIGTERM)
             try:
                 hub.wait(timeout=15)
