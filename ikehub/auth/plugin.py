@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from ikehub.wire._frozen import fastInit
+
 __all__ = ["AuthAttempt", "AuthResult", "PluginConfigError", "PluginContext"]
 
 
@@ -71,6 +73,7 @@ class PluginContext:
         return os.path.join(base, os.path.expanduser(path))
 
 
+@fastInit
 @dataclass(frozen=True, slots=True)
 class AuthAttempt:
     """

@@ -40,8 +40,9 @@ class AuthState:
         self.entry: Any = None
         #: The body of the peer's IDi: the final AUTH after EAP covers it again.
         self.idiBody = b""
-        #: The first IKE_AUTH request's payloads (SA, TSi, TSr, CP are answered at the end).
-        self.request: tuple = ()
+        #: The first IKE_AUTH request's singular payloads by type (responder.indexed): its
+        #: SA, TSi, TSr and CP are answered in the last response.
+        self.request: dict = {}
         #: The IEAPSession while EAP runs.
         self.session: Any = None
         #: EAP-only authentication (RFC 5998): the hub sends no certificate AUTH.

@@ -43,8 +43,30 @@ def pskKeyPad(prf: PrfAlgorithm, psk: bytes) -> bytes:
     return keyPad
 
 
+#: prf(PSK, "Key Pad for IKEv2") already keyed into an HMAC, by (PRF, PSK): copying it is
+#: cheaper than keying a new one for each AUTH payload. As secret as L{_keyPads}.
+_keyedPads: dict[tuple[int, bytes], object] = {}
+
+
 def pskAuthData(prf: PrfAlgorithm, psk: bytes, octets: bytes) -> bytes:
-    return prf.compute(pskKeyPad(prf, psk), octets)
+    """AUTH data from a configured PSK; its keyed pad is remembered for the next peer."""
+    key = (prf.transformId, psk)
+    keyed = _keyedPads.get(key)
+    if keyed is None:
+        if len(_keyedPads) >= _KEY_PADS_LIMIT:
+            _keyedPads.clear()
+        keyed = _keyedPads[key] = prf.keyed(pskKeyPad(prf, psk))
+    mac = keyed.copy()
+    mac.update(octets)
+    return mac.finalize()
+
+
+def sessionKeyAuthData(prf: PrfAlgorithm, key: bytes, octets: bytes) -> bytes:
+    """
+    AUTH data keyed with a key used once (an EAP MSK, or SK_pi/SK_pr when the method made
+    none; RFC 7296 section 2.16): the same formula, nothing remembered.
+    """
+    return prf.compute(prf.compute(key, KEY_PAD), octets)
 
 
 def verifyPskAuth(prf: PrfAlgorithm, psk: bytes, octets: bytes, received: bytes) -> bool:

@@ -6,6 +6,7 @@ group, bad public value, missing cookie), and the hub sends its own AUTH only af
 initiator's. Authentication failures look the same for an unknown identity and a wrong key.
 """
 
+import hmac
 import ipaddress
 import os
 import struct
@@ -22,7 +23,7 @@ from ikehub.crypto.proposals import ProposalSelector
 from ikehub.ike.authstate import AuthState
 from ikehub.ike.child import ChildSA
 from ikehub.ike.nat import natDetectionNotifies
-from ikehub.ike.psk import DECOY_PSK, pskAuthData, signedOctets, verifyPskAuth
+from ikehub.ike.psk import DECOY_PSK, pskAuthData, sessionKeyAuthData, signedOctets
 from ikehub.ike.sa import ZERO_SPI, IKESA, IKEState
 from ikehub.ike.ts import hostRange, narrow, networkRange
 from ikehub.wire.constants import (
@@ -67,6 +68,30 @@ _X509 = 4
 
 class DuplicatePayload(Exception):
     pass
+
+
+#: Payloads an IKE_AUTH request carries at most once; a second one is a malformed message.
+_SINGULAR = frozenset(
+    {IDiPayload, IDrPayload, AuthPayload, CPPayload, SAPayload, TSiPayload, TSrPayload, EAPPayload}
+)
+
+
+def indexed(payloads) -> dict:
+    """
+    The request's singular payloads by type, in one pass (an IKE_AUTH handler looks up
+    several), and under C{CertPayload} the Certificate Data of its X.509 CERT payloads in
+    order; two singular payloads of one kind raise L{DuplicatePayload}.
+    """
+    found: dict = {}
+    for payload in payloads:
+        kind = type(payload)
+        if kind in _SINGULAR:
+            if kind in found:
+                raise DuplicatePayload(kind.__name__)
+            found[kind] = payload
+        elif kind is CertPayload and payload.encoding == _X509:
+            found.setdefault(CertPayload, []).append(payload.data)
+    return found
 
 
 def single(payloads, cls):
@@ -289,8 +314,9 @@ class ResponderExchanges:
         result.addCallbacks(ready, failed)
 
     def _authenticate(self, sa: IKESA, payloads) -> None:
-        idi = single(payloads, IDiPayload)
-        auth = single(payloads, AuthPayload)
+        found = indexed(payloads)
+        idi = found.get(IDiPayload)
+        auth = found.get(AuthPayload)
         if idi is None:
             self.respond(sa, ExchangeType.IKE_AUTH, [self.notify(NotifyType.INVALID_SYNTAX)])
             return self.removeSa(sa, "IKE_AUTH without IDi")
@@ -304,7 +330,7 @@ class ResponderExchanges:
         decision = state.decision = self.pad.lookup(sa.peerIdentity, sa.peer[0])
         entry = decision.entry
         state.idiBody = idi.bodyBytes()
-        state.request = payloads
+        state.request = found
         if auth is None:
             return self._startEap(sa, state, payloads)
 
@@ -317,9 +343,7 @@ class ResponderExchanges:
             method=auth.method,
             authData=auth.data,
             octets=octets,
-            certificates=tuple(
-                p.data for p in payloads if type(p) is CertPayload and p.encoding == _X509
-            ),
+            certificates=tuple(found.get(CertPayload, ())),
             now=self.clock.seconds(),
             pskMac=lambda psk: pskAuthData(prf, psk, octets),
         )
@@ -409,7 +433,7 @@ class ResponderExchanges:
     def _continueEap(self, sa: IKESA, state: AuthState, payloads) -> None:
         if state.eapDone:
             return self._finalEapAuth(sa, state, payloads)
-        eap = single(payloads, EAPPayload)
+        eap = indexed(payloads).get(EAPPayload)
         if eap is None:
             return self._authFailed(
                 sa, f"{state.decision.reason}; an IKE_AUTH request without EAP payload "
@@ -446,7 +470,7 @@ class ResponderExchanges:
         The last round: AUTH over the peer's IKE_SA_INIT and IDi, keyed with the MSK, or with
         SK_pi when the method made none (RFC 7296 section 2.16); ours likewise with SK_pr.
         """
-        auth = single(payloads, AuthPayload)
+        auth = indexed(payloads).get(AuthPayload)
         prf = sa.suite.prf
         keys = sa.keys
         peerKey = state.msk or keys.skPi
@@ -454,14 +478,14 @@ class ResponderExchanges:
         if (
             auth is None
             or auth.method != AuthMethod.SHARED_KEY_MIC
-            or not verifyPskAuth(prf, peerKey, octets, auth.data)
+            or not hmac.compare_digest(sessionKeyAuthData(prf, peerKey, octets), auth.data)
         ):
             return self._authFailed(
                 sa, f"{state.decision.reason}; the AUTH payload after EAP did not verify"
             )
         ourKey = state.msk or keys.skPr
         ours = AuthPayload(
-            AuthMethod.SHARED_KEY_MIC, pskAuthData(prf, ourKey, self._ourOctets(sa))
+            AuthMethod.SHARED_KEY_MIC, sessionKeyAuthData(prf, ourKey, self._ourOctets(sa))
         )
         self._finishAuth(sa, state, [ours])
 
@@ -495,9 +519,9 @@ class ResponderExchanges:
         SA from the first request's payloads, and establish the IKE SA.
         """
         entry = sa.entry = state.entry
-        payloads = state.request
+        found = state.request
         addressFailed = False
-        cp = single(payloads, CPPayload)
+        cp = found.get(CPPayload)
         if cp is not None and cp.cfgType == CfgType.CFG_REQUEST:
             reply = self._configReply(sa, entry, cp, state.address)
             if reply is None:
@@ -505,14 +529,12 @@ class ResponderExchanges:
             elif reply.attributes:
                 answer.append(reply)
 
-        saPayload = single(payloads, SAPayload)
+        saPayload = found.get(SAPayload)
         if addressFailed:
             answer.append(self.notify(NotifyType.INTERNAL_ADDRESS_FAILURE))
         elif saPayload is not None:
             answer.extend(
-                self._createChild(
-                    sa, saPayload, single(payloads, TSiPayload), single(payloads, TSrPayload)
-                )
+                self._createChild(sa, saPayload, found.get(TSiPayload), found.get(TSrPayload))
             )
 
         sa.state = IKEState.ESTABLISHED
