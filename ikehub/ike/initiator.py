@@ -1,16 +1,26 @@
 """
 The exchanges as the initiator runs them: IKE_SA_INIT (following COOKIE and INVALID_KE_PAYLOAD
-answers), IKE_AUTH with a pre-shared key and the first CHILD SA.
+answers), IKE_AUTH and the first CHILD SA.
+
+We authenticate with a pre-shared key, with a certificate and a signature (RFC 7296 section
+2.15, RFC 7427), or with EAP-MSCHAPv2 (RFC 7296 section 2.16; the peer side of RFC 2759 and
+the MSK of RFC 3079). The responder's AUTH is checked against the pre-shared key, or its
+certificate chain against the spec's trust store and its IDr, or the EAP MSK.
+
+The pre-shared-key path is the benchmarked one: it does no work for the other methods, whose
+code (and its imports from L{ikehub.auth}) runs only in their own branches.
 
 The same endpoint that serves road warriors uses this for the in-memory tests, the handshake
 benchmark and, later, site-to-site tunnels.
 """
 
 import dataclasses
+import hmac
 import ipaddress
 import os
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from twisted.internet.defer import Deferred
 
@@ -20,7 +30,7 @@ from ikehub.crypto.keys import deriveChildKeys, deriveIkeKeys
 from ikehub.crypto.proposals import ProposalSpec, checkChosenProposal
 from ikehub.ike.child import ChildSA
 from ikehub.ike.nat import natDetectionNotifies, peerIsBehindNat
-from ikehub.ike.psk import pskAuthData, signedOctets, verifyPskAuth
+from ikehub.ike.psk import pskAuthData, sessionKeyAuthData, signedOctets, verifyPskAuth
 from ikehub.ike.sa import ZERO_SPI, IKESA, IKEState
 from ikehub.ike.ts import covers, selectorsFromNetworks
 from ikehub.wire.constants import (
@@ -29,12 +39,17 @@ from ikehub.wire.constants import (
     ConfigAttributeType,
     ExchangeType,
     NotifyType,
+    ProtocolId,
 )
 from ikehub.wire.identity import Identity
 from ikehub.wire.payloads import (
     AuthPayload,
+    CertPayload,
+    CertReqPayload,
     ConfigAttribute,
     CPPayload,
+    DeletePayload,
+    EAPPayload,
     IDiPayload,
     IDrPayload,
     KEPayload,
@@ -47,6 +62,13 @@ from ikehub.wire.payloads import (
 
 _GROUP = struct.Struct("!H")
 _ANY4 = ipaddress.ip_network("0.0.0.0/0")
+#: CERT and CERTREQ encoding 4: X.509 Certificate - Signature.
+_X509 = 4
+
+#: How we authenticate (InitiatorSpec.authMode).
+AUTH_PSK = "psk"
+AUTH_PUBKEY = "pubkey"
+AUTH_EAP_MSCHAPV2 = "eap-mschapv2"
 
 
 class IKEFailure(Exception):
@@ -60,14 +82,23 @@ class IKEFailure(Exception):
         self.notifyType = notifyType
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class InitiatorSpec:
     """
     What an initiator asks for.
+
+    How we authenticate: with C{credentials} (certificate chain and key; CERT payloads and a
+    signature AUTH), else with C{eapPassword} (EAP-MSCHAPv2 as C{eapIdentity}, by default the
+    string form of C{identity}), else with C{psk}. Exactly one of C{credentials} and
+    C{eapPassword} may be given, and C{psk} is required when neither is.
+
+    How we check the responder: a shared key MIC against C{psk}, a signature against
+    C{trust} (an L{ikehub.auth.certs.TrustStore}: its chain must be trusted and its
+    certificate must name its IDr), and after EAP the MSK-keyed AUTH.
     """
 
     identity: Identity
-    psk: bytes = dataclasses.field(repr=False)
+    psk: bytes | None = dataclasses.field(default=None, repr=False)
     ikeProposals: tuple[ProposalSpec, ...]
     espProposals: tuple[ProposalSpec, ...]
     remoteIdentity: Identity | None = None
@@ -76,6 +107,69 @@ class InitiatorSpec:
     remoteTs: tuple = (_ANY4,)
     #: The responder's NAT-T port, where we move when a NAT is detected.
     remoteNattPort: int = 4500
+    #: Our certificate chain (end entity first) and key: an
+    #: L{ikehub.auth.credentials.HubCredentials}.
+    credentials: Any = None
+    #: The CAs the responder's certificate must chain to: an L{ikehub.auth.certs.TrustStore}.
+    trust: Any = None
+    #: EAP-MSCHAPv2: the user name (default: C{str(identity)}) and password.
+    eapIdentity: str | None = None
+    eapPassword: str | None = dataclasses.field(default=None, repr=False)
+
+    # Derived once in __post_init__, never per handshake.
+    #: AUTH_PSK, AUTH_PUBKEY or AUTH_EAP_MSCHAPV2.
+    authMode: str = dataclasses.field(init=False, default=AUTH_PSK, compare=False)
+    #: A pre-shared key both ways and nothing else: the original, benchmarked path.
+    pskOnly: bool = dataclasses.field(init=False, default=True, compare=False, repr=False)
+    #: Our SIGNATURE_HASH_ALGORITHMS notify for IKE_SA_INIT, or None.
+    hashesNotify: Any = dataclasses.field(init=False, default=None, compare=False, repr=False)
+    #: The DER of our CERT payloads, end entity first.
+    certificateData: tuple = dataclasses.field(init=False, default=(), compare=False, repr=False)
+    #: Our CERTREQ (the SHA-1 hashes of the trusted CAs' keys), or None.
+    certReq: Any = dataclasses.field(init=False, default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.credentials is not None and self.eapPassword is not None:
+            raise ValueError(
+                "InitiatorSpec: give credentials (certificate) or eapPassword (EAP), not both"
+            )
+        if self.credentials is not None:
+            mode = AUTH_PUBKEY
+        elif self.eapPassword is not None:
+            mode = AUTH_EAP_MSCHAPV2
+        elif self.psk is not None:
+            mode = AUTH_PSK
+        else:
+            raise ValueError("InitiatorSpec: give psk, credentials or eapPassword")
+        setField = object.__setattr__
+        setField(self, "authMode", mode)
+        setField(self, "pskOnly", mode == AUTH_PSK and self.trust is None)
+        if self.pskOnly:
+            return
+        from ikehub.auth.signatures import SIGNATURE_HASH_ALGORITHMS
+
+        setField(
+            self,
+            "hashesNotify",
+            NotifyPayload(
+                ProtocolId.NONE,
+                NotifyType.SIGNATURE_HASH_ALGORITHMS,
+                b"",
+                b"".join(_GROUP.pack(h) for h in SIGNATURE_HASH_ALGORITHMS),
+            ),
+        )
+        if self.credentials is not None:
+            from cryptography.hazmat.primitives.serialization import Encoding
+
+            setField(
+                self,
+                "certificateData",
+                tuple(cert.public_bytes(Encoding.DER) for cert in self.credentials.chain),
+            )
+        if self.trust is not None:
+            from ikehub.auth.certs import certReqHashes
+
+            setField(self, "certReq", CertReqPayload(_X509, certReqHashes(self.trust)))
 
 
 class _Setup:
@@ -83,7 +177,22 @@ class _Setup:
     The initiator's scratch state while an IKE SA is being set up.
     """
 
-    __slots__ = ("spec", "deferred", "kex", "cookie", "keRetries", "tsi", "tsr", "inboundSpi", "failure")
+    __slots__ = (
+        "spec",
+        "deferred",
+        "kex",
+        "cookie",
+        "keRetries",
+        "tsi",
+        "tsr",
+        "inboundSpi",
+        "failure",
+        # Set (and read) only when the spec is not pskOnly:
+        "responderHashes",
+        "idiBody",
+        "idrBody",
+        "eap",
+    )
 
     def __init__(self, spec: InitiatorSpec, deferred: Deferred, kex) -> None:
         self.spec = spec
@@ -103,6 +212,174 @@ def _errorNotify(payloads) -> NotifyPayload | None:
         if type(payload) is NotifyPayload and payload.notifyType < 16384:
             return payload
     return None
+
+
+def _notifyName(notifyType: int | None) -> str:
+    try:
+        return NotifyType(notifyType).name if notifyType is not None else "no notify"
+    except ValueError:
+        return str(notifyType)
+
+
+def _ignoreResponse(sa, header, payloads, data, peer, path) -> None:
+    pass
+
+
+def _announcedHashes(notifies) -> tuple[int, ...] | None:
+    """The hashes of the responder's SIGNATURE_HASH_ALGORITHMS notify, or None without one."""
+    for notify in notifies:
+        if notify.notifyType == NotifyType.SIGNATURE_HASH_ALGORITHMS:
+            data = notify.data
+            return tuple(_GROUP.unpack_from(data, i)[0] for i in range(0, len(data) - 1, 2))
+    return None
+
+
+#: The classic ECDSA methods (RFC 4754) by curve size.
+_CLASSIC_ECDSA = {
+    256: AuthMethod.ECDSA_SHA256_P256,
+    384: AuthMethod.ECDSA_SHA384_P384,
+    521: AuthMethod.ECDSA_SHA512_P521,
+}
+
+
+def signWithBestHash(key, octets: bytes, peerHashes) -> tuple[int, bytes]:
+    """
+    (AUTH method, Authentication Data) over C{octets}: method 14 (RFC 7427) with the best hash
+    both sides support when the peer announced SIGNATURE_HASH_ALGORITHMS, else the key's
+    classic method (1 for RSA, 9 to 11 for ECDSA). The same choice as the hub's
+    L{ikehub.auth.registry.HubSigner}.
+    """
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    from ikehub.auth.signatures import SignatureError, chooseHash, signAuth
+
+    if peerHashes:
+        try:
+            hashAlgorithm = int(chooseHash(peerHashes, key))
+        except SignatureError:
+            pass  # nothing in common: the classic method below
+        else:
+            method = AuthMethod.DIGITAL_SIGNATURE
+            return method, signAuth(key, method, octets, hashAlgorithm)
+    if isinstance(key, rsa.RSAPrivateKey):
+        method = AuthMethod.RSA_SIGNATURE
+    elif isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size in _CLASSIC_ECDSA:
+        method = _CLASSIC_ECDSA[key.curve.key_size]
+    else:
+        method = AuthMethod.DIGITAL_SIGNATURE
+    return method, signAuth(key, method, octets, None)
+
+
+# -- the peer side of EAP-MSCHAPv2 --------------------------------------------------------------
+
+
+class EAPRefused(Exception):
+    """The responder's EAP conversation is not one we go on with; C{reason} says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def mschapv2PeerMsk(passwordHash: bytes, ntResponse: bytes) -> bytes:
+    """
+    The 64-octet EAP-MSCHAPv2 MSK as the peer derives it (RFC 3079 section 3.4 with IsServer
+    false): MasterSendKey | MasterReceiveKey | 32 zero octets. The peer's send key is the
+    server's receive key and the other way round, so this is the authenticator's
+    MasterReceiveKey | MasterSendKey layout of L{ikehub.auth.eap.mschapv2.serverMsk}.
+    """
+    from ikehub.auth.eap.mschapv2 import (
+        getAsymmetricStartKey,
+        getMasterKey,
+        hashNtPasswordHash,
+    )
+
+    masterKey = getMasterKey(hashNtPasswordHash(passwordHash), ntResponse)
+    sendKey = getAsymmetricStartKey(masterKey, 16, isSend=True, isServer=False)
+    receiveKey = getAsymmetricStartKey(masterKey, 16, isSend=False, isServer=False)
+    return sendKey + receiveKey + b"\x00" * 32
+
+
+class MSCHAPv2Peer:
+    """
+    The peer of one EAP-MSCHAPv2 conversation (draft-kamath-pppext-eap-mschapv2-02, RFC 2759):
+    answers Identity, Challenge, Success and Failure requests, and Naks other methods. The
+    MSK is set only after the authenticator response "S=..." of the Success request proved
+    that the server knows the password.
+    """
+
+    __slots__ = ("name", "passwordHash", "ntResponse", "expected", "msk")
+
+    def __init__(self, name: str, password: str) -> None:
+        from ikehub.auth.eap.mschapv2 import ntPasswordHash
+
+        self.name = name.encode("utf-8")
+        self.passwordHash = ntPasswordHash(password)
+        self.ntResponse: bytes | None = None
+        #: The authenticator response we expect in the Success request.
+        self.expected: bytes | None = None
+        self.msk: bytes | None = None
+
+    def answer(self, request):
+        """
+        The EAP Response to the EAP Request C{request} (an L{EAPPacket}).
+
+        @raise EAPRefused: a request we must not answer (a Success with a wrong authenticator
+            response, a malformed Challenge, an unknown OpCode).
+        """
+        from ikehub.auth.eap import mschapv2
+        from ikehub.auth.eap.packet import EAPCode, EAPPacket, EAPType
+
+        def response(eapType: int, data: bytes) -> EAPPacket:
+            return EAPPacket(EAPCode.RESPONSE, request.identifier, eapType, data)
+
+        if request.type == EAPType.IDENTITY:
+            return response(EAPType.IDENTITY, self.name)
+        if request.type == EAPType.NOTIFICATION:
+            return response(EAPType.NOTIFICATION, b"")
+        if request.type != EAPType.MSCHAPV2:
+            return response(EAPType.NAK, bytes([EAPType.MSCHAPV2]))
+        data = request.data
+        if len(data) < _MSCHAP_HEADER.size:
+            raise EAPRefused("truncated MS-CHAPv2 request")
+        opcode, msChapId, _ = _MSCHAP_HEADER.unpack_from(data)
+        if opcode == mschapv2.OPCODE_CHALLENGE:
+            start = _MSCHAP_HEADER.size
+            if len(data) < start + 1 + mschapv2.CHALLENGE_LENGTH or data[start] != 16:
+                raise EAPRefused("malformed MS-CHAPv2 Challenge")
+            challenge = data[start + 1 : start + 1 + mschapv2.CHALLENGE_LENGTH]
+            peerChallenge = os.urandom(16)
+            userName = mschapv2.mschapUserName(self.name)
+            ntResponse = mschapv2.generateNtResponse(
+                challenge, peerChallenge, userName, self.passwordHash
+            )
+            self.ntResponse = ntResponse
+            self.expected = mschapv2.generateAuthenticatorResponse(
+                self.passwordHash, ntResponse, peerChallenge, challenge, userName
+            ).encode("ascii")
+            value = bytes([mschapv2.RESPONSE_VALUE_LENGTH]) + peerChallenge + bytes(8)
+            value += ntResponse + b"\x00" + self.name
+            header = _MSCHAP_HEADER.pack(
+                mschapv2.OPCODE_RESPONSE, msChapId, _MSCHAP_HEADER.size + len(value)
+            )
+            return response(EAPType.MSCHAPV2, header + value)
+        if opcode == mschapv2.OPCODE_SUCCESS:
+            received = data[_MSCHAP_HEADER.size : _MSCHAP_HEADER.size + 42]
+            if self.expected is None or not hmac.compare_digest(received.upper(), self.expected):
+                raise EAPRefused(
+                    "responder's MS-CHAPv2 authenticator response is wrong "
+                    "(it does not know the password)"
+                )
+            self.msk = mschapv2PeerMsk(self.passwordHash, self.ntResponse)
+            return response(EAPType.MSCHAPV2, bytes([mschapv2.OPCODE_SUCCESS]))
+        if opcode == mschapv2.OPCODE_FAILURE:
+            # A wrong password (E=691, R=0): acknowledge; the responder ends with EAP-Failure.
+            return response(EAPType.MSCHAPV2, bytes([mschapv2.OPCODE_FAILURE]))
+        raise EAPRefused(f"unexpected MS-CHAPv2 OpCode {opcode}")
+
+
+#: OpCode, MS-CHAPv2-ID, MS-Length.
+_MSCHAP_HEADER = struct.Struct("!BBH")
 
 
 class InitiatorExchanges:
@@ -139,6 +416,8 @@ class InitiatorExchanges:
             NoncePayload(sa.nonceI),
         ]
         payloads += natDetectionNotifies(sa.spiI, ZERO_SPI, None, sa.peer)
+        if not setup.spec.pskOnly:
+            payloads.append(setup.spec.hashesNotify)
         sa.nextRequestId = 0
         self.sendRequest(sa, ExchangeType.IKE_SA_INIT, payloads, self._initAnswered, plain=True)
         sa.initRequest = sa.pending.datagram
@@ -205,7 +484,14 @@ class InitiatorExchanges:
         sa.installKeys(
             suite,
             deriveIkeKeys(
-                suite.prf, suite.encr, suite.integ, sa.nonceI, sa.nonceR, sharedSecret, sa.spiI, sa.spiR
+                suite.prf,
+                suite.encr,
+                suite.integ,
+                sa.nonceI,
+                sa.nonceR,
+                sharedSecret,
+                sa.spiI,
+                sa.spiR,
             ),
         )
         if self.keysDerived is not None:
@@ -213,13 +499,19 @@ class InitiatorExchanges:
         if sa.path != self.floatPath and peerIsBehindNat(notifies, sa.spiI, sa.spiR, peer):
             # RFC 7296 section 2.23: float to the NAT-T port; IKE and ESP travel in UDP there.
             self.movePeer(sa, (peer[0], setup.spec.remoteNattPort), self.floatPath)
+        if not setup.spec.pskOnly:
+            setup.responderHashes = _announcedHashes(notifies)
         self._sendAuth(sa)
 
     def _sendAuth(self, sa: IKESA) -> None:
         setup: _Setup = sa.context
         spec = setup.spec
+        if not spec.pskOnly:
+            return self._sendAuthWith(sa, setup, spec)
         idi = IDiPayload(spec.identity.idType, spec.identity.data)
-        octets = signedOctets(sa.suite.prf, sa.initRequest, sa.nonceR, sa.keys.skPi, idi.bodyBytes())
+        octets = signedOctets(
+            sa.suite.prf, sa.initRequest, sa.nonceR, sa.keys.skPi, idi.bodyBytes()
+        )
         payloads: list = [idi]
         if spec.remoteIdentity is not None:
             payloads.append(IDrPayload(spec.remoteIdentity.idType, spec.remoteIdentity.data))
@@ -267,6 +559,10 @@ class InitiatorExchanges:
             or (expected is not None and identity != expected)
         ):
             return self._fail(sa, "responder's AUTH did not verify")
+        self._established(sa, setup, identity, payloads)
+
+    def _established(self, sa: IKESA, setup: _Setup, identity: Identity, payloads) -> None:
+        """The responder is authenticated: install the first CHILD SA and report the IKE SA."""
         sa.peerIdentity = identity
         sa.state = IKEState.ESTABLISHED
         sa.initRequest = sa.initResponse = b""
@@ -274,13 +570,241 @@ class InitiatorExchanges:
         cp = next((p for p in payloads if type(p) is CPPayload), None)
         if cp is not None:
             for attribute in cp.attributes:
-                if attribute.attrType == ConfigAttributeType.INTERNAL_IP4_ADDRESS and len(attribute.value) == 4:
+                if (
+                    attribute.attrType == ConfigAttributeType.INTERNAL_IP4_ADDRESS
+                    and len(attribute.value) == 4
+                ):
                     sa.virtualIps.append((None, ipaddress.IPv4Address(attribute.value)))
         self._installInitiatorChild(sa, setup, payloads)
         deferred = setup.deferred
         sa.context = None
         self.counters.increment("ike_sa_initiated")
         deferred.callback(sa)
+
+    # -- certificates and EAP (not on the pre-shared-key path) -----------------------------------
+
+    def _sendAuthWith(self, sa: IKESA, setup: _Setup, spec: InitiatorSpec) -> None:
+        """
+        IKE_AUTH for every spec that is not pskOnly: our CERT payloads and a signature, no AUTH
+        at all for EAP, or a pre-shared key checked against a responder that may sign.
+        """
+        idi = IDiPayload(spec.identity.idType, spec.identity.data)
+        setup.idiBody = idi.bodyBytes()
+        mode = spec.authMode
+        payloads: list = [idi]
+        payloads.extend(CertPayload(_X509, der) for der in spec.certificateData)
+        if spec.certReq is not None:
+            payloads.append(spec.certReq)
+        if spec.remoteIdentity is not None:
+            payloads.append(IDrPayload(spec.remoteIdentity.idType, spec.remoteIdentity.data))
+        if mode == AUTH_EAP_MSCHAPV2:
+            setup.eap = MSCHAPv2Peer(spec.eapIdentity or str(spec.identity), spec.eapPassword)
+            onResponse = self._eapAnswered
+        else:
+            octets = signedOctets(
+                sa.suite.prf, sa.initRequest, sa.nonceR, sa.keys.skPi, setup.idiBody
+            )
+            if mode == AUTH_PUBKEY:
+                method, data = signWithBestHash(
+                    spec.credentials.privateKey, octets, setup.responderHashes
+                )
+            else:
+                method, data = (
+                    AuthMethod.SHARED_KEY_MIC,
+                    pskAuthData(sa.suite.prf, spec.psk, octets),
+                )
+            payloads.append(AuthPayload(method, data))
+            onResponse = self._signedAuthAnswered
+        if spec.requestVirtualIp:
+            payloads.append(
+                CPPayload(
+                    CfgType.CFG_REQUEST,
+                    (
+                        ConfigAttribute(ConfigAttributeType.INTERNAL_IP4_ADDRESS, b""),
+                        ConfigAttribute(ConfigAttributeType.INTERNAL_IP4_DNS, b""),
+                    ),
+                )
+            )
+        inboundSpi = self.sad.allocateSpi()
+        proposals = tuple(
+            child.toWire(number, inboundSpi) for number, child in enumerate(spec.espProposals, 1)
+        )
+        payloads += [SAPayload(proposals), TSiPayload(setup.tsi), TSrPayload(setup.tsr)]
+        setup.inboundSpi = inboundSpi
+        sa.state = IKEState.AUTH_SENT
+        self.sendRequest(sa, ExchangeType.IKE_AUTH, payloads, onResponse)
+
+    def _refuseResponder(self, sa: IKESA, reason: str) -> None:
+        """
+        We do not accept the responder: tell it once (RFC 7296 section 2.21.2, an INFORMATIONAL
+        with AUTHENTICATION_FAILED, and a Delete for a responder that already established its
+        side), not waiting for an answer, and fail the setup with C{reason}.
+        """
+        self.sendRequest(
+            sa,
+            ExchangeType.INFORMATIONAL,
+            [self.notify(NotifyType.AUTHENTICATION_FAILED), DeletePayload(ProtocolId.IKE, ())],
+            _ignoreResponse,
+        )
+        self._fail(sa, reason)
+
+    def _responderIdentity(self, sa: IKESA, setup: _Setup, payloads):
+        """
+        The responder's IDr payload and identity, or None after failing the setup (an error
+        notify, no IDr, or not the identity we asked for).
+        """
+        idr = next((p for p in payloads if type(p) is IDrPayload), None)
+        if idr is None:
+            error = _errorNotify(payloads)
+            notifyType = error.notifyType if error is not None else None
+            self._fail(sa, f"IKE_AUTH refused: {_notifyName(notifyType)}", notifyType)
+            return None
+        try:
+            identity = Identity(idr.idType, idr.data)
+        except ValueError:
+            self._refuseResponder(sa, "responder's IDr is not a valid identity")
+            return None
+        expected = setup.spec.remoteIdentity
+        if expected is not None and identity != expected:
+            self._refuseResponder(sa, f"responder is {identity}, not {expected}")
+            return None
+        return idr, identity
+
+    def _responderAuthProblem(self, sa: IKESA, setup: _Setup, idr, auth, payloads) -> str | None:
+        """
+        Why the responder's AUTH payload (before or without EAP) is not accepted, or None:
+        a shared key MIC needs our pre-shared key; a signature needs a certificate that chains
+        to the spec's trust store, names the IDr and made the signature.
+        """
+        spec = setup.spec
+        octets = signedOctets(
+            sa.suite.prf, sa.initResponse, sa.nonceI, sa.keys.skPr, idr.bodyBytes()
+        )
+        if auth.method == AuthMethod.SHARED_KEY_MIC:
+            if spec.psk is None:
+                return "responder used a pre-shared key, and we have none"
+            if not verifyPskAuth(sa.suite.prf, spec.psk, octets, auth.data):
+                return "responder's AUTH did not verify"
+            return None
+        if spec.trust is None:
+            return (
+                "responder signed its AUTH, and no trust store was given to check its certificate"
+            )
+        import datetime
+
+        from cryptography import x509
+
+        from ikehub.auth import certs
+        from ikehub.auth.signatures import SignatureError, verifyAuth
+
+        blobs = [p.data for p in payloads if type(p) is CertPayload and p.encoding == _X509]
+        if not blobs:
+            return "responder signed its AUTH but sent no certificate"
+        if len(blobs) > certs.MAX_INTERMEDIATES + 1 or any(
+            len(blob) > certs.MAX_CERTIFICATE_SIZE for blob in blobs
+        ):
+            return f"responder's certificate refused: {certs.REASON_TOO_LARGE}"
+        try:
+            endEntity, *intermediates = [x509.load_der_x509_certificate(b) for b in blobs]
+            now = datetime.datetime.fromtimestamp(self.clock.seconds(), datetime.UTC)
+            validated = certs.validatePeerCertificate(spec.trust, endEntity, intermediates, now)
+        except ValueError:
+            return f"responder's certificate refused: {certs.REASON_MALFORMED}"
+        except certs.CertificateError as e:
+            return f"responder's certificate refused: {e.reason}"
+        if not certs.identityMatches(validated.endEntity, idr.idType, idr.data):
+            return f"responder's certificate refused: {certs.REASON_IDENTITY}"
+        try:
+            verifyAuth(validated.publicKey, auth.method, auth.data, octets)
+        except SignatureError as e:
+            return f"responder's signature refused: {e.reason}"
+        return None
+
+    def _signedAuthAnswered(self, sa: IKESA, header, payloads, data, peer, path) -> None:
+        """The IKE_AUTH response to our signature (or a PSK checked against a signing hub)."""
+        setup: _Setup = sa.context
+        found = self._responderIdentity(sa, setup, payloads)
+        if found is None:
+            return
+        idr, identity = found
+        auth = next((p for p in payloads if type(p) is AuthPayload), None)
+        if auth is None:
+            return self._refuseResponder(sa, "responder sent no AUTH payload")
+        problem = self._responderAuthProblem(sa, setup, idr, auth, payloads)
+        if problem is not None:
+            return self._refuseResponder(sa, problem)
+        self._established(sa, setup, identity, payloads)
+
+    def _eapAnswered(self, sa: IKESA, header, payloads, data, peer, path) -> None:
+        """
+        An IKE_AUTH response while EAP runs: the first one also carries the responder's
+        identity, certificate and signature, checked before we answer its first request.
+        """
+        setup: _Setup = sa.context
+        error = _errorNotify(payloads)
+        if error is not None:
+            return self._fail(
+                sa, f"IKE_AUTH refused: {_notifyName(error.notifyType)}", error.notifyType
+            )
+        if sa.peerIdentity is None:
+            found = self._responderIdentity(sa, setup, payloads)
+            if found is None:
+                return
+            idr, identity = found
+            auth = next((p for p in payloads if type(p) is AuthPayload), None)
+            if auth is None:
+                return self._refuseResponder(
+                    sa, "responder did not authenticate (EAP-only is not accepted with MSCHAPv2)"
+                )
+            problem = self._responderAuthProblem(sa, setup, idr, auth, payloads)
+            if problem is not None:
+                return self._refuseResponder(sa, problem)
+            sa.peerIdentity = identity
+            setup.idrBody = idr.bodyBytes()
+        from ikehub.auth.eap.packet import EAPCode, EAPPacket, EAPParseError
+
+        eap = next((p for p in payloads if type(p) is EAPPayload), None)
+        if eap is None:
+            return self._refuseResponder(sa, "responder sent no EAP payload")
+        try:
+            packet = EAPPacket.fromBytes(eap.message)
+        except EAPParseError as e:
+            return self._refuseResponder(sa, f"responder's EAP message is malformed: {e.reason}")
+        if packet.code == EAPCode.REQUEST:
+            try:
+                answer = setup.eap.answer(packet)
+            except EAPRefused as e:
+                return self._refuseResponder(sa, e.reason)
+            return self.sendRequest(
+                sa, ExchangeType.IKE_AUTH, [EAPPayload(answer.toBytes())], self._eapAnswered
+            )
+        if packet.code != EAPCode.SUCCESS:
+            return self._refuseResponder(sa, "EAP failed")
+        msk = setup.eap.msk
+        if msk is None:
+            return self._refuseResponder(
+                sa, "EAP-Success before the responder proved it knows the password"
+            )
+        prf = sa.suite.prf
+        octets = signedOctets(prf, sa.initRequest, sa.nonceR, sa.keys.skPi, setup.idiBody)
+        auth = AuthPayload(AuthMethod.SHARED_KEY_MIC, sessionKeyAuthData(prf, msk, octets))
+        self.sendRequest(sa, ExchangeType.IKE_AUTH, [auth], self._eapFinalAnswered)
+
+    def _eapFinalAnswered(self, sa: IKESA, header, payloads, data, peer, path) -> None:
+        """The last IKE_AUTH response: the responder's AUTH keyed with the MSK, and the SA."""
+        setup: _Setup = sa.context
+        auth = next((p for p in payloads if type(p) is AuthPayload), None)
+        if auth is None:
+            error = _errorNotify(payloads)
+            notifyType = error.notifyType if error is not None else None
+            return self._fail(sa, f"IKE_AUTH refused: {_notifyName(notifyType)}", notifyType)
+        prf = sa.suite.prf
+        octets = signedOctets(prf, sa.initResponse, sa.nonceI, sa.keys.skPr, setup.idrBody)
+        expected = sessionKeyAuthData(prf, setup.eap.msk, octets)
+        if auth.method != AuthMethod.SHARED_KEY_MIC or not hmac.compare_digest(expected, auth.data):
+            return self._refuseResponder(sa, "responder's AUTH after EAP did not verify")
+        setup.eap = None
+        self._established(sa, setup, sa.peerIdentity, payloads)
 
     def _installInitiatorChild(self, sa: IKESA, setup: _Setup, payloads) -> None:
         inboundSpi = setup.inboundSpi
@@ -313,7 +837,9 @@ class InitiatorExchanges:
             createdAt=self.clock.seconds(),
         )
         child.setKeys(
-            deriveChildKeys(sa.suite.prf, sa.keys.skD, suite.encr, suite.integ, sa.nonceI, sa.nonceR),
+            deriveChildKeys(
+                sa.suite.prf, sa.keys.skD, suite.encr, suite.integ, sa.nonceI, sa.nonceR
+            ),
             isInitiator=True,
         )
         self.sad.install(child)
