@@ -7,8 +7,8 @@ C{FILE: KEY: what is wrong; what to do}, one problem per line ([hub] first, then
 then the peers in order), in a single L{ConfigError}. The shipped example (C{etc/ikehub.toml},
 see L{defaultConfigPath}) documents every key.
 
-Relative paths (C{psk_file}, C{save_keys}) are relative to the directory of the configuration
-file, so a configuration directory can be moved as a whole.
+Relative paths (C{psk_file}, C{save_keys}, C{lease_db}) are relative to the directory of the
+configuration file, so a configuration directory can be moved as a whole.
 
 Secrets never appear in messages or reprs: L{PeerConfig.psk} is left out of C{repr}, and an
 invalid secret is described by its type and length only.
@@ -38,7 +38,7 @@ from ikehub.crypto.proposals import (
     ProposalSyntaxError,
     parseProposal,
 )
-from ikehub.policy.pool import Address, AddressPool
+from ikehub.policy.pool import DEFAULT_LEASE_TIME, Address, AddressPool
 from ikehub.policy.spd import SPD, SPDConfigError
 from ikehub.wire.constants import ProtocolId
 from ikehub.wire.identity import Identity
@@ -87,8 +87,9 @@ _HUB_KEYS = (
     "ca",
     "crls",
     "users",
+    "lease_db",
 )
-_POOL_KEYS = ("addresses", "dns")
+_POOL_KEYS = ("addresses", "dns", "lease_time")
 _PEER_KEYS = (
     "name",
     "identity",
@@ -133,13 +134,27 @@ class PoolConfig:
     first: Address
     last: Address
     dns: tuple[Address, ...] = ()
+    #: Seconds a released address stays leased to its last holder (0: no leases).
+    leaseTime: float = DEFAULT_LEASE_TIME
 
     @property
     def size(self) -> int:
         return int(self.last) - int(self.first) + 1
 
-    def makePool(self) -> AddressPool:
-        return AddressPool(self.name, self.first, self.last, self.dns)
+    def makePool(self, clock: Any = None, store: Any = None) -> AddressPool:
+        """
+        The live pool, timing leases on C{clock} and keeping them in C{store} (a
+        L{ikehub.policy.leases.LeaseStore}) if given.
+        """
+        return AddressPool(
+            self.name,
+            self.first,
+            self.last,
+            self.dns,
+            leaseTime=self.leaseTime,
+            clock=clock,
+            store=store,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +181,8 @@ class PeerConfig:
     remoteAddrs: tuple[Network, ...] = ()
     #: Groups (e.g. RADIUS Class) the peer must be in, any of them (empty: no requirement).
     groups: tuple[str, ...] = ()
+    #: An EAP method for a second authentication round (RFC 4739), or None.
+    secondAuth: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +217,8 @@ class HubConfig:
     authOptions: Mapping[str, Mapping[str, Any]] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    #: The SQLite file that keeps address leases across restarts (absolute), or None.
+    leaseDb: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -593,6 +612,7 @@ class _Validator:
         )
         values["retransmitTries"] = self.integer(table, "retransmit_tries", where, 5, 0)
         values["saveKeys"] = self.saveKeys(table)
+        values["leaseDb"] = self.leaseDb(table)
         values.update(self.credentials(table))
         if any(value is INVALID for value in values.values()):
             return None
@@ -790,6 +810,26 @@ class _Validator:
             return INVALID
         return resolved
 
+    def leaseDb(self, table: dict) -> Any:
+        """
+        C{hub.lease_db}: checked now without creating anything, so that a path the hub cannot
+        use stops it before it starts; the service opens it.
+        """
+        value = self.string(table, "lease_db", "hub", "")
+        if value is INVALID:
+            return INVALID
+        if not value.strip():
+            return None
+        from ikehub.policy.leases import LeaseStoreError, checkLeaseDb
+
+        resolved = self.resolve(value.strip())
+        try:
+            checkLeaseDb(resolved)
+        except LeaseStoreError as e:
+            self.problem("hub.lease_db", f'{e}; or set lease_db = "" to keep leases in memory')
+            return INVALID
+        return resolved
+
     def pools(self, table: dict) -> dict[str, PoolConfig]:
         pools: dict[str, PoolConfig] = {}
         seen: list[AddressPool] = []
@@ -811,7 +851,10 @@ class _Validator:
             self.checkKeys(body, _POOL_KEYS, where)
             addresses = self.string(body, "addresses", where)
             dnsTexts = self.stringList(body, "dns", where, [], '["192.0.2.53"]')
-            if addresses is INVALID or dnsTexts is INVALID:
+            leaseTime = self.number(
+                body, "lease_time", where, int(DEFAULT_LEASE_TIME), 0, inclusive=True
+            )
+            if addresses is INVALID or dnsTexts is INVALID or leaseTime is INVALID:
                 continue
             dns = []
             for index, text in enumerate(dnsTexts):
@@ -840,7 +883,9 @@ class _Validator:
                     "pools must not share addresses",
                 )
             elif len(dns) == len(dnsTexts):
-                pools[name] = PoolConfig(name, addresses, pool.first, pool.last, tuple(dns))
+                pools[name] = PoolConfig(
+                    name, addresses, pool.first, pool.last, tuple(dns), leaseTime
+                )
         return pools
 
     def peers(self, value: Any, poolNames: set[str]) -> list[PeerConfig]:
@@ -879,14 +924,7 @@ class _Validator:
             else:
                 names[name] = index
         identity = self.identity(table, "identity", where)
-        auth = self.string(table, "auth", where)
-        if auth is not INVALID and not _AUTH_NAME.fullmatch(auth):
-            self.problem(
-                f"{where}.auth",
-                f"{auth!r} is not an authenticator name; use lowercase letters, digits and "
-                '"-", for example auth = "psk"',
-            )
-            auth = INVALID
+        auth, secondAuth = self.authRounds(table, where)
         psk = self.secret(table, where, auth)
         pool = self.string(table, "pool", where, None)
         if pool is not None and pool is not INVALID and pool not in poolNames:
@@ -933,10 +971,56 @@ class _Validator:
             eapIdentity,
             remoteAddrs,
             groups,
+            secondAuth,
         )
         if any(v is INVALID for v in values):
             return None
         return PeerConfig(*values)
+
+    def authRounds(self, table: dict, where: str) -> tuple[Any, Any]:
+        """
+        C{auth = "NAME"}, or two rounds (RFC 4739) as C{auth = ["pubkey", "eap-mschapv2"]}:
+        the first round, then an EAP method. Returns (first, second or None).
+        """
+        value = table.get("auth", _MISSING)
+        if isinstance(value, list):
+            if len(value) != 2 or not all(isinstance(v, str) for v in value):
+                self.problem(
+                    f"{where}.auth",
+                    "a list gives two authentication rounds (RFC 4739): the first, then an "
+                    'EAP method, like auth = ["pubkey", "eap-mschapv2"]',
+                )
+                return INVALID, INVALID
+            names = value
+        else:
+            first = self.string(table, "auth", where)
+            if first is INVALID:
+                return INVALID, INVALID
+            names = [first]
+        for index, name in enumerate(names):
+            key = f"{where}.auth" if len(names) == 1 else f"{where}.auth[{index}]"
+            if not _AUTH_NAME.fullmatch(name):
+                self.problem(
+                    key,
+                    f"{name!r} is not an authenticator name; use lowercase letters, digits and "
+                    '"-", for example auth = "psk"',
+                )
+                return INVALID, INVALID
+        if len(names) == 2 and names[0].startswith("eap-"):
+            self.problem(
+                f"{where}.auth[0]",
+                f"{names[0]!r}: the first of two rounds is a certificate or key (pubkey, psk, "
+                "a plugin), then the EAP method",
+            )
+            return INVALID, INVALID
+        if len(names) == 2 and not names[1].startswith("eap-"):
+            self.problem(
+                f"{where}.auth[1]",
+                f"{names[1]!r}: the second round must be an EAP method (eap-...), as clients "
+                "use it: a certificate, then the user's password",
+            )
+            return INVALID, INVALID
+        return names[0], (names[1] if len(names) == 2 else None)
 
     def selectors(
         self, table: dict, key: str, where: str, default: list[str], allowDynamic: bool

@@ -968,3 +968,23 @@ def test_localPskNeedsAPskPeer(tmp_path):
 def test_authTablesMustBeTables(tmp_path):
     message = problems(tmp_path, MINIMAL + '\n[auth]\n"eap-radius" = 3\n')
     assert ": auth: " in message
+
+
+def test_twoAuthenticationRounds(tmp_path):
+    """auth = [first, EAP method] asks for RFC 4739's second round."""
+    hubPki(tmp_path)
+    head = MINIMAL.replace(
+        '"hub.example.com"',
+        '"hub.example.com"\ncertificate = "hub.pem"\nprivate_key = "hub.key"\nca = "cas"',
+    )
+    config = load(tmp_path, head + EAP_PEER.replace('"eap-mschapv2"', '["pubkey", "eap-mschapv2"]'))
+    assert (config.peers[1].auth, config.peers[1].secondAuth) == ("pubkey", "eap-mschapv2")
+    assert config.peers[0].secondAuth is None
+    for bad, key in (
+        ('["pubkey", "psk"]', "auth[1]"),
+        ('["eap-md5", "eap-mschapv2"]', "auth[0]"),
+        ('["pubkey"]', "auth"),
+        ('["pubkey", 3]', "auth"),
+    ):
+        message = problems(tmp_path, head + EAP_PEER.replace('"eap-mschapv2"', bad))
+        assert f": peers[1].{key}: " in message, message

@@ -163,3 +163,123 @@ def test_wrongPasswordFailsAndLeavesNothing(workdir):
         assert waitFor(lambda: "ike_sa_failed" in hub.log() or "failed:" in hub.log())
         assert "matched PAD entry 'eap-users'" in hub.log(), hub.log()
         assert "eap-mschapv2" in hub.log()
+
+
+TWO_ROUNDS_HUB = """
+[hub]
+identity = "hub.example.com"
+listen = ["192.0.2.1"]
+certificate = "hub.pem"
+private_key = "hub.key"
+ca = "ca.pem"
+users = "users.toml"
+
+[pools.roadwarriors]
+addresses = "198.51.100.10-198.51.100.200"
+
+[[peers]]
+name = "device-then-user"
+identity = "*@example.com"
+auth = {auth}
+pool = "roadwarriors"
+local_ts = ["203.0.113.0/24"]
+"""
+
+TWO_ROUNDS_CLIENT = """
+connections {
+    home {
+        remote_addrs = 192.0.2.1
+        proposals = aes128gcm16-prfsha256-ecp256
+        vips = 0.0.0.0
+        local-1 {
+            auth = pubkey
+            certs = client.pem
+            id = alice@example.com
+        }
+        local-2 {
+            auth = eap-mschapv2
+            id = alice
+        }
+        remote {
+            auth = pubkey
+            id = hub.example.com
+        }
+        children {
+            home {
+                remote_ts = 203.0.113.0/24
+                esp_proposals = aes256gcm16
+            }
+        }
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("password, established", [(PASSWORD, True), ("wrong-password-1", False)])
+def test_certificateThenEapMschapv2(workdir, password, established):
+    """
+    RFC 4739: the device's certificate, then the user's EAP-MSCHAPv2 password; the hub
+    establishes only when both rounds succeed.
+    """
+    requireRealClients()
+    pki, _ = preparedHub(workdir, "eap-mschapv2")
+    cert, key = pki.issue("alice", "alice@example.com", "--flag", "clientAuth")
+    config = TWO_ROUNDS_HUB.format(auth='["pubkey", "eap-mschapv2"]')
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", config) as hub,
+        StrongSwan(
+            net.clientNs[0],
+            workdir / "c1",
+            TWO_ROUNDS_CLIENT,
+            secrets=eapSecrets("alice", password),
+            files={
+                "x509ca/ca.pem": pki.caCert.read_bytes(),
+                "x509/client.pem": cert.read_bytes(),
+                "private/client.key": key.read_bytes(),
+            },
+        ) as client,
+    ):
+        result = client.initiate("home")
+        log = client.log()
+        if not established:
+            assert result.returncode != 0
+            assert client.listSas() == []
+            assert waitFor(lambda: "device-then-user" in hub.log() and "failed" in hub.log())
+            return
+        assert result.returncode == 0, log + hub.log()
+        sa = onlyIkeSa(client)
+        assert sa["state"] == "ESTABLISHED", sa
+        assert "authentication of 'alice@example.com' (myself) with" in log, log
+        assert "EAP method EAP_MSCHAPV2 succeeded, MSK established" in log, log
+        [vip] = sa["local-vips"]
+        assert net.ping(net.clientNs[0], LAN_HOST, count=2, source=vip), log
+
+
+def test_secondRoundRequiredButNotOffered(workdir):
+    """A PAD entry that wants two rounds refuses a client that offers only its certificate."""
+    requireRealClients()
+    pki, _ = preparedHub(workdir, "eap-mschapv2")
+    cert, key = pki.issue("alice", "alice@example.com", "--flag", "clientAuth")
+    config = TWO_ROUNDS_HUB.format(auth='["pubkey", "eap-mschapv2"]')
+    oneRound = TWO_ROUNDS_CLIENT.replace(
+        "        local-2 {\n            auth = eap-mschapv2\n            id = alice\n        }\n",
+        "",
+    )
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", config) as hub,
+        StrongSwan(
+            net.clientNs[0],
+            workdir / "c1",
+            oneRound,
+            files={
+                "x509ca/ca.pem": pki.caCert.read_bytes(),
+                "x509/client.pem": cert.read_bytes(),
+                "private/client.key": key.read_bytes(),
+            },
+        ) as client,
+    ):
+        assert client.initiate("home").returncode != 0
+        assert client.listSas() == []
+        assert waitFor(lambda: "requires a second round" in hub.log()), hub.log()

@@ -155,13 +155,25 @@ def buildRegistry(config: HubConfig, reactor=None) -> AuthRegistry:
     path = config.path
     wanted: dict[str, str] = {}
     for index, peer in enumerate(config.peers):
-        if peer.auth not in authPlugins and peer.auth not in eapPlugins:
-            problems.append(
-                f"{path}: peers[{index}].auth: unknown authenticator {peer.auth!r}; use one "
-                f"of: {', '.join(known)} (or install its plugin in an ikehub/plugins directory)"
-            )
-        else:
-            wanted.setdefault(peer.auth, f"peers[{index}].auth")
+        rounds = [(peer.auth, f"peers[{index}].auth")]
+        if peer.secondAuth is not None:
+            rounds = [(peer.auth, f"peers[{index}].auth[0]")]
+            where = f"peers[{index}].auth[1]"
+            if peer.secondAuth not in eapPlugins:
+                problems.append(
+                    f"{path}: {where}: {peer.secondAuth!r} is not an EAP method; use one of: "
+                    f"{', '.join(sorted(eapPlugins))}"
+                )
+            else:
+                wanted.setdefault(peer.secondAuth, where)
+        for name, where in rounds:
+            if name not in authPlugins and name not in eapPlugins:
+                problems.append(
+                    f"{path}: {where}: unknown authenticator {name!r}; use one of: "
+                    f"{', '.join(known)} (or install its plugin in an ikehub/plugins directory)"
+                )
+            else:
+                wanted.setdefault(name, where)
     for name in config.authOptions:
         if name not in authPlugins and name not in eapPlugins:
             problems.append(

@@ -29,6 +29,7 @@ class AuthState:
         "eapIdentity",
         "groups",
         "address",
+        "secondRound",
     )
 
     def __init__(self) -> None:
@@ -54,3 +55,5 @@ class AuthState:
         self.groups: tuple[str, ...] = ()
         #: A virtual IP the authenticator assigned (RADIUS Framed-IP-Address), or None.
         self.address: str | None = None
+        #: RFC 4739: the first round succeeded and the peer's EAP round comes next.
+        self.secondRound = False

@@ -91,6 +91,8 @@ def indexed(payloads) -> dict:
             found[kind] = payload
         elif kind is CertPayload and payload.encoding == _X509:
             found.setdefault(CertPayload, []).append(payload.data)
+        elif kind is NotifyPayload and payload.notifyType == NotifyType.ANOTHER_AUTH_FOLLOWS:
+            found[NotifyType.ANOTHER_AUTH_FOLLOWS] = True
     return found
 
 
@@ -129,6 +131,7 @@ class ResponderExchanges:
         certReqData = self.auth.certReqData
         self._certReq = CertReqPayload(_X509, certReqData) if certReqData else None
         #: Our SIGNATURE_HASH_ALGORITHMS (RFC 7427), answered to peers that announce theirs.
+        self._multipleAuth = self.notify(NotifyType.MULTIPLE_AUTH_SUPPORTED)
         self._ourHashes = self.notify(
             NotifyType.SIGNATURE_HASH_ALGORITHMS,
             b"".join(_GROUP.pack(h) for h in SIGNATURE_HASH_ALGORITHMS),
@@ -249,6 +252,9 @@ class ResponderExchanges:
             sa.authState = AuthState()
             sa.authState.peerHashes = peerHashes
             answer.append(self._ourHashes)
+        # RFC 4739: the responder announces in IKE_SA_INIT that it takes a second round; the
+        # initiator answers in IKE_AUTH (strongSwan sends ANOTHER_AUTH_FOLLOWS only then).
+        answer.append(self._multipleAuth)
         # Always report a NAT (a random source hash): the hub's ESP lives in userspace and only
         # sees UDP, so every peer must encapsulate (RFC 3948).
         answer.extend(natDetectionNotifies(header.spiI, spiR, None, peer))
@@ -267,6 +273,8 @@ class ResponderExchanges:
         try:
             if state is not None and state.session is not None:
                 self._continueEap(sa, state, payloads)
+            elif state is not None and state.secondRound:
+                self._secondRound(sa, state, payloads)
             else:
                 self._authenticate(sa, payloads)
         except DuplicatePayload as e:
@@ -371,6 +379,15 @@ class ResponderExchanges:
         groupRefusal = entry.groupRefusal(result.groups)
         if groupRefusal is not None:
             return self._authFailed(sa, f"{state.decision.reason}; {groupRefusal}")
+        another = state.request.get(NotifyType.ANOTHER_AUTH_FOLLOWS, False)
+        if another != (entry.secondAuth is not None):
+            why = (
+                f"the PAD entry requires a second round ({entry.secondAuth}) and the peer did "
+                "not announce one (ANOTHER_AUTH_FOLLOWS)"
+                if entry.secondAuth is not None
+                else "the peer announced another authentication round the PAD entry has not"
+            )
+            return self._authFailed(sa, f"{state.decision.reason}; {why}")
         answer: list = [self._idr]
         if entry.localAuth == "psk":
             key = result.sharedKey if result.sharedKey is not None else entry.psk
@@ -380,7 +397,36 @@ class ResponderExchanges:
             )
         else:
             answer.extend(self._signedAuth(sa, state))
+        if entry.secondAuth is not None:
+            # RFC 4739: we are authenticated now; the peer's next round is EAP.
+            state.secondRound = True
+            return self.respond(sa, ExchangeType.IKE_AUTH, answer)
         self._finishAuth(sa, state, answer)
+
+    def _secondRound(self, sa: IKESA, state: AuthState, payloads) -> None:
+        """
+        RFC 4739: the peer's second authentication, an EAP method for a new IDi (typically
+        the user after the device's certificate). Its final AUTH covers this round's IDi.
+        """
+        found = indexed(payloads)
+        idi = found.get(IDiPayload)
+        if idi is None or AuthPayload in found:
+            return self._authFailed(
+                sa, f"{state.decision.reason}; the second round must start EAP: IDi, no AUTH"
+            )
+        try:
+            identity = Identity(idi.idType, idi.data)
+        except ValueError:
+            return self._authFailed(sa, "the second round's IDi is not a valid identity")
+        state.idiBody = idi.bodyBytes()
+        for kind in (SAPayload, TSiPayload, TSrPayload, CPPayload):
+            if kind in found:
+                state.request[kind] = found[kind]
+        entry = state.entry
+        state.session = self.auth.eapMethods[entry.secondAuth].newSession(
+            str(identity), entry.eapIdentity
+        )
+        self._whenReady(sa, state.session.start(), lambda o: self._eapStarted(sa, state, o))
 
     def _ourOctets(self, sa: IKESA) -> bytes:
         return signedOctets(
@@ -424,9 +470,11 @@ class ResponderExchanges:
     def _eapStarted(self, sa: IKESA, state: AuthState, outcome) -> None:
         if not isinstance(outcome, Continue):
             return self._eapStep(sa, state, outcome)
-        answer: list = [self._idr]
-        if not state.eapOnly:
-            answer.extend(self._signedAuth(sa, state))
+        answer: list = []
+        if not state.secondRound:
+            answer.append(self._idr)
+            if not state.eapOnly:
+                answer.extend(self._signedAuth(sa, state))
         answer.append(EAPPayload(outcome.message))
         self.respond(sa, ExchangeType.IKE_AUTH, answer)
 
@@ -449,7 +497,7 @@ class ResponderExchanges:
         failure = [EAPPayload(outcome.message)] if outcome.message else []
         if isinstance(outcome, Failed):
             return self._authFailed(
-                sa, f"{state.decision.reason}; {state.entry.auth}: {outcome.reason}", failure
+                sa, f"{state.decision.reason}; {self._eapName(state)}: {outcome.reason}", failure
             )
         groupRefusal = state.entry.groupRefusal(outcome.groups)
         if groupRefusal is not None:
@@ -464,6 +512,10 @@ class ResponderExchanges:
         state.groups = outcome.groups
         state.address = outcome.address
         self.respond(sa, ExchangeType.IKE_AUTH, [EAPPayload(outcome.message)])
+
+    @staticmethod
+    def _eapName(state: AuthState) -> str:
+        return state.entry.secondAuth if state.secondRound else state.entry.auth
 
     def _finalEapAuth(self, sa: IKESA, state: AuthState, payloads) -> None:
         """
@@ -505,7 +557,7 @@ class ResponderExchanges:
         self.log.warn(
             "IKE SA with {peer} ({identity}) failed: {reason}",
             event="ike_sa_failed",
-            reason=f"{state.decision.reason}; {state.entry.auth}: the peer gave up during EAP "
+            reason=f"{state.decision.reason}; {self._eapName(state)}: the peer gave up during EAP "
             f"({notified or 'no notify'})",
             **sa.describe(),
         )

@@ -33,6 +33,8 @@ class PADEntry:
     remoteAddrs: tuple = ()
     #: The peer must be in one of these groups (RADIUS Class); empty: no requirement.
     groups: tuple = ()
+    #: An EAP method for a second authentication round (RFC 4739), or None.
+    secondAuth: str | None = None
 
     def refusal(self, identity: Identity, peerAddress: str) -> str | None:
         """Why this entry does not govern C{identity} at C{peerAddress}, or None if it does."""
@@ -112,6 +114,7 @@ class PAD:
                 eapIdentity=peer.eapIdentity,
                 remoteAddrs=peer.remoteAddrs,
                 groups=peer.groups,
+                secondAuth=peer.secondAuth,
             )
             for peer in peers
         )
