@@ -440,6 +440,25 @@ class SuccessTests(SynchronousTestCase):
         )
         self.assertEqual(method.sessionId, b"\x0d" + methodId)
 
+    def test_tls13StrongSwanProfile(self):
+        """
+        tls13_profile "strongswan" (strongSwan 5.9's draft-era EAP-TLS 1.3): no commitment
+        message, and the MSK is the exporter with the TLS 1.2 label and no context.
+        """
+        peer = Peer(maxVersion=SSL.TLS1_3_VERSION)
+        outcome, method, _ = converse(peer, tls13Profile="strongswan")
+        self.assertIsInstance(outcome, Succeeded)
+        self.assertEqual(method.tlsVersion, "TLSv1.3")
+        self.assertIsNone(peer.commitment)
+        material = peer.connection.export_keying_material(b"client EAP encryption", 128)
+        self.assertEqual(outcome.msk, material[:64])
+
+    def test_tls12IsTheSameUnderBothProfiles(self):
+        """The profile only concerns TLS 1.3: a TLS 1.2 handshake keys the same way."""
+        peer = Peer(maxVersion=SSL.TLS1_2_VERSION)
+        outcome, _, _ = converse(peer, tls13Profile="strongswan")
+        self.assertEqual(outcome.msk, peer.keyMaterial()[:64])
+
     def test_maxVersionPinsTls12(self):
         """With max_version 1.2 a TLS 1.3-capable peer negotiates TLS 1.2."""
         peer = Peer(maxVersion=SSL.TLS1_3_VERSION)
