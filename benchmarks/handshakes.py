@@ -7,8 +7,11 @@ run ikehub's own sans-IO initiator over real UDP sockets with a bounded number o
 flight. The responder's CPU time comes from /proc before and after the run, so it counts
 everything the hub process did: parsing, crypto, Python around it, logging, the reactor.
 
-Usage: python benchmarks/handshakes.py [--sas 3000] [--initiators 1] [--window 64]
+Usage: python benchmarks/handshakes.py [--sas 3000] [--initiators 1] [--window 64] [--scenario NAME]
 Prints IKE SAs per second, responder CPU microseconds per SA and p50/p99 setup latency.
+Scenarios: a pre-shared key, ECDSA P-256 certificates both ways, and EAP-MSCHAPv2 with the hub's
+certificate; the driver writes the certificates, keys and user database into its temporary
+directory, where the hub and the initiators load them.
 With --in-memory it instead times the responder per exchange through the tests' in-memory
 harness, for attribution.
 """
@@ -29,8 +32,12 @@ from pathlib import Path
 HUB_HOST = "127.0.0.1"
 TWISTD = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 PSK = "benchmark-pre-shared-key-0123456789"
+EAP_PASSWORD = "benchmark-eap-password"
+#: name: (IKE proposal, ESP proposal, how the initiator authenticates).
 SCENARIOS = {
-    "psk-x25519-gcm": ("aes256gcm16-prfsha256-x25519", "aes256gcm16"),
+    "psk-x25519-gcm": ("aes256gcm16-prfsha256-x25519", "aes256gcm16", "psk"),
+    "ecdsa-ecp256-gcm": ("aes256gcm16-prfsha256-ecp256", "aes256gcm16", "pubkey"),
+    "eap-mschapv2-x25519-gcm": ("aes256gcm16-prfsha256-x25519", "aes256gcm16", "eap-mschapv2"),
 }
 
 HUB_CONFIG = """
@@ -43,14 +50,65 @@ ike_proposals = ["{ike}"]
 esp_proposals = ["{esp}"]
 cookie_threshold = 100000
 
+{credentials}
 [[peers]]
 name = "bench"
 identity = "bench@example.com"
-auth = "psk"
-psk = "{psk}"
-local_ts = ["203.0.113.0/24"]
+auth = "{auth}"
+{psk}local_ts = ["203.0.113.0/24"]
 remote_ts = ["dynamic"]
 """
+
+#: The [hub] keys for the certificate scenarios, after the others of the table.
+HUB_CREDENTIALS = """certificate = "{tmp}/hub.pem"
+private_key = "{tmp}/hub.key"
+ca = ["{tmp}/ca.pem"]
+"""
+
+USERS = """[[users]]
+name = "bench@example.com"
+password = "{password}"
+"""
+
+
+def writeCredentials(tmp: Path, auth: str) -> str:
+    """
+    A CA (ECDSA P-256), the hub's certificate (hub.example.com) and the initiators'
+    (bench@example.com) with their keys as PEM files in C{tmp}, valid from yesterday for 30
+    days, and for EAP the user database; returns the [hub] lines that name them.
+    """
+    if auth == "psk":
+        return ""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.pki import dn, issue, writePem
+
+    now = datetime.datetime.now(datetime.UTC)
+    validity = dict(
+        notBefore=now - datetime.timedelta(days=1), notAfter=now + datetime.timedelta(days=30)
+    )
+    caKey = ec.generate_private_key(ec.SECP256R1())
+    ca = issue(dn("bench CA"), caKey, dn("bench CA"), caKey, ca=True, **validity)
+    for name, san in (
+        ("hub", x509.DNSName("hub.example.com")),
+        ("client", x509.RFC822Name("bench@example.com")),
+    ):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = issue(dn(name), key, ca.subject, caKey, san=[san], **validity)
+        writePem(tmp / f"{name}.pem", cert)
+        writePem(tmp / f"{name}.key", key, mode=0o600)
+    writePem(tmp / "ca.pem", ca)
+    lines = HUB_CREDENTIALS.format(tmp=tmp)
+    if auth == "eap-mschapv2":
+        users = tmp / "users.toml"
+        users.write_text(USERS.format(password=EAP_PASSWORD))
+        users.chmod(0o600)
+        lines += f'users = "{users}"\n'
+    return lines
 
 
 def freePort() -> int:
@@ -125,7 +183,25 @@ def runInitiator(args) -> None:
     from ikehub.wire.constants import ProtocolId
     from ikehub.wire.identity import Identity
 
-    ike, esp = SCENARIOS[args.scenario]
+    ike, esp, auth = SCENARIOS[args.scenario]
+    how: dict = {"psk": PSK.encode()}
+    if auth != "psk":
+        from ikehub.auth.certs import TrustStore
+        from ikehub.auth.credentials import (
+            HubCredentials,
+            loadCAs,
+            loadCertificateChain,
+            loadPrivateKey,
+        )
+
+        tmp = Path(args.credentials)
+        how = {"trust": TrustStore(loadCAs([str(tmp / "ca.pem")]))}
+        if auth == "pubkey":
+            how["credentials"] = HubCredentials(
+                loadCertificateChain(tmp / "client.pem"), loadPrivateKey(tmp / "client.key")
+            )
+        else:
+            how["eapPassword"] = EAP_PASSWORD
     ikeProposals = (parseProposal(ike, ProtocolId.IKE),)
     espProposals = (parseProposal(esp, ProtocolId.ESP),)
     identity = Identity.fromString("bench@example.com")
@@ -137,7 +213,7 @@ def runInitiator(args) -> None:
     endpoint.floatPath = protocol.framedPath
     spec = InitiatorSpec(
         identity=identity,
-        psk=PSK.encode(),
+        **how,
         ikeProposals=ikeProposals,
         espProposals=espProposals,
         remoteIdentity=Identity.fromString("hub.example.com"),
@@ -206,7 +282,9 @@ def runInMemory(args) -> None:
     from ikehub.wire.identity import Identity
     from tests.ikepump import HUB, Pair, clientSpec, hubSettings, padWith
 
-    ike, esp = SCENARIOS[args.scenario]
+    ike, esp, auth = SCENARIOS[args.scenario]
+    if auth != "psk":
+        raise SystemExit(f"--in-memory covers the pre-shared-key scenario only, not {auth}")
     ikeProposals = (parseProposal(ike, ProtocolId.IKE),)
     espProposals = (parseProposal(esp, ProtocolId.ESP),)
     pool = AddressPool.fromString("bench", "10.0.0.0/16", (ipaddress.ip_address("192.0.2.53"),))
@@ -286,13 +364,14 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--natt-port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--credentials", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "initiator":
         return runInitiator(args)
     if args.in_memory:
         return runInMemory(args)
 
-    ike, esp = SCENARIOS[args.scenario]
+    ike, esp, auth = SCENARIOS[args.scenario]
     port, nattPort = freePort(), freePort()
     repo = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONPATH=str(repo))
@@ -300,7 +379,14 @@ def main() -> None:
         config = Path(tmp) / "hub.toml"
         config.write_text(
             HUB_CONFIG.format(
-                host=HUB_HOST, port=port, nattPort=nattPort, ike=ike, esp=esp, psk=PSK
+                host=HUB_HOST,
+                port=port,
+                nattPort=nattPort,
+                ike=ike,
+                esp=esp,
+                auth=auth,
+                psk=f'psk = "{PSK}"\n' if auth == "psk" else "",
+                credentials=writeCredentials(Path(tmp), auth),
             )
         )
         hub = subprocess.Popen(
@@ -352,6 +438,8 @@ def main() -> None:
                         str(port),
                         "--natt-port",
                         str(nattPort),
+                        "--credentials",
+                        tmp,
                     ],
                     env=env,
                     stdout=subprocess.PIPE,
@@ -395,7 +483,7 @@ def main() -> None:
         raise SystemExit(f"no IKE SA was established; failures: {[r['failures'] for r in results]}")
     p50 = latencies[len(latencies) // 2] * 1000
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
-    print(f"scenario                  {args.scenario} ({ike} / ESP {esp})")
+    print(f"scenario                  {args.scenario} ({ike} / ESP {esp}, auth {auth})")
     print(
         f"IKE SAs established       {done} ({failed} failed) "
         f"by {args.initiators} initiator process(es)"
