@@ -12,7 +12,7 @@ import os
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 
-from ikehub.config import HubConfig
+from ikehub.config import ConfigError, HubConfig
 from ikehub.esp.datapath import ESPDatapath
 from ikehub.esp.espsa import UNLIMITED, Lifetime
 from ikehub.esp.sad import SAD
@@ -23,6 +23,7 @@ from ikehub.net.memorysink import MemoryPacketInterface
 from ikehub.net.tun import TunDevice, TunError, mtuFor
 from ikehub.net.udp import IKEDatagramProtocol, UDPListener, sendEsp, sendVia
 from ikehub.policy.pad import PAD
+from ikehub.policy.leases import LeaseStore, LeaseStoreError
 from ikehub.policy.pool import AddressPool
 
 
@@ -44,6 +45,26 @@ def settingsFromConfig(config: HubConfig) -> IKESettings:
     )
 
 
+def buildPools(config: HubConfig, clock) -> tuple[dict[str, AddressPool], LeaseStore | None]:
+    """
+    The live pools, timing leases on C{clock}, and the lease store they share (None without
+    C{hub.lease_db}), opened now: its leases are read into the pools.
+
+    @raise ConfigError: naming C{hub.lease_db} when the store cannot be opened or created.
+    """
+    store = None
+    if config.leaseDb is not None:
+        try:
+            store = LeaseStore.open(config.leaseDb, clock)
+        except LeaseStoreError as e:
+            raise ConfigError(
+                f'{config.path}: hub.lease_db: {e}; or set lease_db = "" to keep leases in '
+                "memory"
+            ) from None
+    pools = {name: pool.makePool(clock, store) for name, pool in config.pools.items()}
+    return pools, store
+
+
 class IKEHubService(MultiService):
     log = Logger()
 
@@ -55,10 +76,17 @@ class IKEHubService(MultiService):
             auth = buildRegistry(config, reactor)
         self.config = config
         self.reactor = reactor
-        self.pools = {
-            name: AddressPool(name, pool.first, pool.last, pool.dns)
-            for name, pool in config.pools.items()
-        }
+        try:
+            self.pools, self.leaseStore = buildPools(config, reactor)
+        except ConfigError as e:
+            # Like [tun]: one line naming the file and key, not a traceback.
+            raise SystemExit(f"ikehub: {e}")
+        if self.leaseStore is not None:
+            self.log.info(
+                "address leases are kept in {path} ({leases} running)",
+                path=self.leaseStore.path,
+                leases=sum(pool.leases for pool in self.pools.values()),
+            )
         esp = config.esp
         self.sad = SAD(
             esp.replayWindow,
@@ -219,6 +247,9 @@ class IKEHubService(MultiService):
 
         def closeEverything(_):
             self.endpoint.stop()
+            # Every SA is gone, so every lease is released: write them all, then close.
+            if self.leaseStore is not None:
+                self.leaseStore.close()
             if self._keyLog is not None:
                 self._keyLog.close()
                 self._keyLog = None
