@@ -140,14 +140,25 @@ class StrongSwanPki:
         self.caKey = self.key("ca")
         self.caCert = self.directory / "ca.pem"
         self.caCert.write_bytes(
-            pki("--self", "--ca", "--in", str(self.caKey), "--type", keyType,
-                "--dn", "C=CH, O=ikehub test, CN=ikehub test CA", "--outform", "pem")
+            pki(
+                "--self",
+                "--ca",
+                "--in",
+                str(self.caKey),
+                "--type",
+                keyType,
+                "--dn",
+                "C=CH, O=ikehub test, CN=ikehub test CA",
+                "--outform",
+                "pem",
+            )
         )
 
     def key(self, name: str):
         path = self.directory / f"{name}.key"
-        path.write_bytes(pki("--gen", "--type", self.keyType, "--size", self.size,
-                             "--outform", "pem"))
+        path.write_bytes(
+            pki("--gen", "--type", self.keyType, "--size", self.size, "--outform", "pem")
+        )
         path.chmod(0o600)
         return path
 
@@ -157,8 +168,74 @@ class StrongSwanPki:
         public = pki("--pub", "--in", str(key), "--type", self.keyType)
         cert = self.directory / f"{name}.pem"
         cert.write_bytes(
-            pki("--issue", "--cacert", str(self.caCert), "--cakey", str(self.caKey),
-                "--type", "pub", "--dn", f"C=CH, O=ikehub test, CN={san}", "--san", san,
-                *flags, "--outform", "pem", stdin=public)
+            pki(
+                "--issue",
+                "--cacert",
+                str(self.caCert),
+                "--cakey",
+                str(self.caKey),
+                "--type",
+                "pub",
+                "--dn",
+                f"C=CH, O=ikehub test, CN={san}",
+                "--san",
+                san,
+                *flags,
+                "--outform",
+                "pem",
+                stdin=public,
+            )
         )
         return cert, key
+
+
+def roadWarriorHub(peer: str, hub: str = "", tables: str = "", pool: bool = True) -> str:
+    """
+    An ikehub configuration at 192.0.2.1 for certificate and EAP scenarios: C{hub} adds lines
+    to [hub] (certificate, ca, users...), C{peer} is the body of the one [[peers]] entry (its
+    pool and local_ts are added), C{tables} follows ([auth."NAME"], [tun]...).
+    """
+    poolTable = (
+        '[pools.roadwarriors]\naddresses = "198.51.100.10-198.51.100.200"\ndns = ["192.0.2.53"]\n'
+        if pool
+        else ""
+    )
+    poolLine = 'pool = "roadwarriors"\n' if pool else ""
+    return (
+        f'[hub]\nidentity = "hub.example.com"\nlisten = ["192.0.2.1"]\n{hub.strip()}\n\n'
+        f"{poolTable}\n[[peers]]\n{peer.strip()}\n{poolLine}"
+        f'local_ts = ["203.0.113.0/24"]\n\n{tables.strip()}\n'
+    )
+
+
+def roadWarriorClient(
+    locals_: dict[str, str],
+    remote: str = "auth = pubkey\nid = hub.example.com",
+    proposals: str = "aes256-sha256-modp2048",
+) -> str:
+    """
+    A swanctl connection "home" to the hub asking for a virtual IP and 203.0.113.0/24:
+    C{locals_} maps section names (local, local-1, ...) to their bodies.
+    """
+
+    def section(name: str, body: str) -> str:
+        lines = "".join(f"            {line.strip()}\n" for line in body.strip().splitlines())
+        return f"        {name} {{\n{lines}        }}\n"
+
+    sections = "".join(section(name, body) for name, body in locals_.items())
+    return (
+        "connections {\n    home {\n        remote_addrs = 192.0.2.1\n"
+        f"        proposals = {proposals}\n        vips = 0.0.0.0\n"
+        f"{sections}{section('remote', remote)}"
+        "        children {\n            home {\n                remote_ts = 203.0.113.0/24\n"
+        "                esp_proposals = aes256gcm16\n            }\n        }\n    }\n}\n"
+    )
+
+
+def certificateFiles(pki, cert=None, key=None) -> dict:
+    """swanctl files: the hub's CA to check the hub with, and the client's certificate/key."""
+    files = {"x509ca/ca.pem": pki.caCert.read_bytes()}
+    if cert is not None:
+        files["x509/client.pem"] = cert.read_bytes()
+        files["private/client.key"] = key.read_bytes()
+    return files

@@ -9,69 +9,31 @@ import ipaddress
 import pytest
 
 from tests.harness import HubProcess, StrongSwan, Topology, requireRealClients
-from tests.realclient import POOL, StrongSwanPki, onlyIkeSa, waitFor
+from tests.realclient import (
+    POOL,
+    StrongSwanPki,
+    certificateFiles,
+    onlyIkeSa,
+    roadWarriorClient,
+    roadWarriorHub,
+    waitFor,
+)
 
 LAN_HOST = "203.0.113.10"
 
-HUB_CONFIG = """
-[hub]
-identity = "hub.example.com"
-listen = ["192.0.2.1"]
-certificate = "hub.pem"
-private_key = "hub.key"
-ca = "ca.pem"
-
-[pools.roadwarriors]
-addresses = "198.51.100.10-198.51.100.200"
-dns = ["192.0.2.53"]
-
-[[peers]]
-name = "certificates"
-identity = "*@example.com"
-auth = "pubkey"
-pool = "roadwarriors"
-local_ts = ["203.0.113.0/24"]
-"""
-
-
-def certClientConfig(identity="alice@example.com", proposals="aes256gcm16-prfsha256-ecp256"):
-    return f"""
-connections {{
-    home {{
-        remote_addrs = 192.0.2.1
-        proposals = {proposals}
-        vips = 0.0.0.0
-        local {{
-            auth = pubkey
-            certs = client.pem
-            id = {identity}
-        }}
-        remote {{
-            auth = pubkey
-            id = hub.example.com
-        }}
-        children {{
-            home {{
-                remote_ts = 203.0.113.0/24
-                esp_proposals = aes256gcm16
-            }}
-        }}
-    }}
-}}
-"""
+HUB_CONFIG = roadWarriorHub(
+    'name = "certificates"\nidentity = "*@example.com"\nauth = "pubkey"',
+    hub='certificate = "hub.pem"\nprivate_key = "hub.key"\nca = "ca.pem"',
+)
+CLIENT_CONFIG = roadWarriorClient(
+    {"local": "auth = pubkey\ncerts = client.pem\nid = alice@example.com"},
+    proposals="aes256gcm16-prfsha256-ecp256",
+)
 
 
 @pytest.fixture
 def workdir(tmp_path_factory):
     return tmp_path_factory.mktemp("crt")
-
-
-def clientFiles(pki: StrongSwanPki, cert, key, ca=None):
-    return {
-        "x509/client.pem": cert.read_bytes(),
-        "private/client.key": key.read_bytes(),
-        "x509ca/ca.pem": (ca or pki.caCert).read_bytes(),
-    }
 
 
 @pytest.mark.parametrize(
@@ -94,8 +56,8 @@ def test_certificatesBothWaysWithTrafficAndDelete(workdir, keyType, scheme):
         StrongSwan(
             net.clientNs[0],
             workdir / "c1",
-            certClientConfig(),
-            files=clientFiles(pki, cert, key),
+            CLIENT_CONFIG,
+            files=certificateFiles(pki, cert, key),
         ) as client,
     ):
         assert client.initiate("home").returncode == 0, client.log() + hub.log()
@@ -132,8 +94,8 @@ def test_untrustedCaIsRefusedAndLeavesNothing(workdir):
         StrongSwan(
             net.clientNs[0],
             workdir / "c1",
-            certClientConfig(),
-            files=clientFiles(pki, cert, key),
+            CLIENT_CONFIG,
+            files=certificateFiles(pki, cert, key),
         ) as client,
     ):
         assert client.initiate("home").returncode != 0

@@ -10,31 +10,21 @@ import ipaddress
 import pytest
 
 from tests.harness import HubProcess, StrongSwan, Topology, requireRealClients
-from tests.realclient import POOL, StrongSwanPki, onlyIkeSa, waitFor
+from tests.realclient import (
+    POOL,
+    StrongSwanPki,
+    certificateFiles,
+    onlyIkeSa,
+    roadWarriorClient,
+    roadWarriorHub,
+    waitFor,
+)
 
 LAN_HOST = "203.0.113.10"
 PASSWORD = "alice-eap-password-1"
 
-HUB_CONFIG = """
-[hub]
-identity = "hub.example.com"
-listen = ["192.0.2.1"]
-certificate = "hub.pem"
-private_key = "hub.key"
-users = "users.toml"
+EAP_HUB = 'certificate = "hub.pem"\nprivate_key = "hub.key"\nusers = "users.toml"'
 
-[pools.roadwarriors]
-addresses = "198.51.100.10-198.51.100.200"
-dns = ["192.0.2.53"]
-
-[[peers]]
-name = "eap-users"
-identity = "*@example.com"
-auth = "{method}"
-eap_identity = {identityRound}
-pool = "roadwarriors"
-local_ts = ["203.0.113.0/24"]
-"""
 
 USERS = f"""
 [[users]]
@@ -48,30 +38,10 @@ password = "{PASSWORD}"
 
 
 def eapClientConfig(method, eapId=None):
-    eapLine = f"            eap_id = {eapId}\n" if eapId else ""
-    return f"""
-connections {{
-    home {{
-        remote_addrs = 192.0.2.1
-        proposals = aes256-sha256-modp2048
-        vips = 0.0.0.0
-        local {{
-            auth = {method}
-            id = alice@example.com
-{eapLine}        }}
-        remote {{
-            auth = pubkey
-            id = hub.example.com
-        }}
-        children {{
-            home {{
-                remote_ts = 203.0.113.0/24
-                esp_proposals = aes256gcm16
-            }}
-        }}
-    }}
-}}
-"""
+    local = f"auth = {method}\nid = alice@example.com"
+    if eapId:
+        local += f"\neap_id = {eapId}"
+    return roadWarriorClient({"local": local})
 
 
 def eapSecrets(user, password=PASSWORD):
@@ -94,7 +64,11 @@ def preparedHub(workdir, method, identityRound=False):
     users = workdir / "hub" / "users.toml"
     users.write_text(USERS)
     users.chmod(0o600)
-    config = HUB_CONFIG.format(method=method, identityRound=str(identityRound).lower())
+    config = roadWarriorHub(
+        f'name = "eap-users"\nidentity = "*@example.com"\nauth = "{method}"\n'
+        f"eap_identity = {str(identityRound).lower()}",
+        hub=EAP_HUB,
+    )
     return pki, config
 
 
@@ -120,7 +94,7 @@ def test_eapWithServerCertificate(workdir, method, identityRound, eapId):
             workdir / "c1",
             eapClientConfig(method, eapId),
             secrets=eapSecrets(eapId or "alice@example.com"),
-            files={"x509ca/ca.pem": pki.caCert.read_bytes()},
+            files=certificateFiles(pki),
         ) as client,
     ):
         assert client.initiate("home").returncode == 0, client.log() + hub.log()
@@ -155,7 +129,7 @@ def test_wrongPasswordFailsAndLeavesNothing(workdir):
             workdir / "c1",
             eapClientConfig("eap-mschapv2"),
             secrets=eapSecrets("alice@example.com", "not-the-password-1"),
-            files={"x509ca/ca.pem": pki.caCert.read_bytes()},
+            files=certificateFiles(pki),
         ) as client,
     ):
         assert client.initiate("home").returncode != 0
@@ -165,54 +139,21 @@ def test_wrongPasswordFailsAndLeavesNothing(workdir):
         assert "eap-mschapv2" in hub.log()
 
 
-TWO_ROUNDS_HUB = """
-[hub]
-identity = "hub.example.com"
-listen = ["192.0.2.1"]
-certificate = "hub.pem"
-private_key = "hub.key"
-ca = "ca.pem"
-users = "users.toml"
-
-[pools.roadwarriors]
-addresses = "198.51.100.10-198.51.100.200"
-
-[[peers]]
-name = "device-then-user"
-identity = "*@example.com"
-auth = {auth}
-pool = "roadwarriors"
-local_ts = ["203.0.113.0/24"]
-"""
-
-TWO_ROUNDS_CLIENT = """
-connections {
-    home {
-        remote_addrs = 192.0.2.1
-        proposals = aes128gcm16-prfsha256-ecp256
-        vips = 0.0.0.0
-        local-1 {
-            auth = pubkey
-            certs = client.pem
-            id = alice@example.com
-        }
-        local-2 {
-            auth = eap-mschapv2
-            id = alice
-        }
-        remote {
-            auth = pubkey
-            id = hub.example.com
-        }
-        children {
-            home {
-                remote_ts = 203.0.113.0/24
-                esp_proposals = aes256gcm16
-            }
-        }
-    }
-}
-"""
+TWO_ROUNDS_HUB = roadWarriorHub(
+    'name = "device-then-user"\nidentity = "*@example.com"\nauth = ["pubkey", "eap-mschapv2"]',
+    hub=EAP_HUB + '\nca = "ca.pem"',
+)
+ONE_ROUND_CLIENT = roadWarriorClient(
+    {"local-1": "auth = pubkey\ncerts = client.pem\nid = alice@example.com"},
+    proposals="aes128gcm16-prfsha256-ecp256",
+)
+TWO_ROUNDS_CLIENT = roadWarriorClient(
+    {
+        "local-1": "auth = pubkey\ncerts = client.pem\nid = alice@example.com",
+        "local-2": "auth = eap-mschapv2\nid = alice",
+    },
+    proposals="aes128gcm16-prfsha256-ecp256",
+)
 
 
 @pytest.mark.parametrize("password, established", [(PASSWORD, True), ("wrong-password-1", False)])
@@ -224,7 +165,7 @@ def test_certificateThenEapMschapv2(workdir, password, established):
     requireRealClients()
     pki, _ = preparedHub(workdir, "eap-mschapv2")
     cert, key = pki.issue("alice", "alice@example.com", "--flag", "clientAuth")
-    config = TWO_ROUNDS_HUB.format(auth='["pubkey", "eap-mschapv2"]')
+    config = TWO_ROUNDS_HUB
     with (
         Topology() as net,
         HubProcess(net.hubNs, workdir / "hub", config) as hub,
@@ -233,11 +174,7 @@ def test_certificateThenEapMschapv2(workdir, password, established):
             workdir / "c1",
             TWO_ROUNDS_CLIENT,
             secrets=eapSecrets("alice", password),
-            files={
-                "x509ca/ca.pem": pki.caCert.read_bytes(),
-                "x509/client.pem": cert.read_bytes(),
-                "private/client.key": key.read_bytes(),
-            },
+            files=certificateFiles(pki, cert, key),
         ) as client,
     ):
         result = client.initiate("home")
@@ -261,23 +198,15 @@ def test_secondRoundRequiredButNotOffered(workdir):
     requireRealClients()
     pki, _ = preparedHub(workdir, "eap-mschapv2")
     cert, key = pki.issue("alice", "alice@example.com", "--flag", "clientAuth")
-    config = TWO_ROUNDS_HUB.format(auth='["pubkey", "eap-mschapv2"]')
-    oneRound = TWO_ROUNDS_CLIENT.replace(
-        "        local-2 {\n            auth = eap-mschapv2\n            id = alice\n        }\n",
-        "",
-    )
+    config = TWO_ROUNDS_HUB
     with (
         Topology() as net,
         HubProcess(net.hubNs, workdir / "hub", config) as hub,
         StrongSwan(
             net.clientNs[0],
             workdir / "c1",
-            oneRound,
-            files={
-                "x509ca/ca.pem": pki.caCert.read_bytes(),
-                "x509/client.pem": cert.read_bytes(),
-                "private/client.key": key.read_bytes(),
-            },
+            ONE_ROUND_CLIENT,
+            files=certificateFiles(pki, cert, key),
         ) as client,
     ):
         assert client.initiate("home").returncode != 0

@@ -23,30 +23,17 @@ import ipaddress
 import pytest
 
 from tests.harness import HubProcess, StrongSwan, Topology, requireRealClients
-from tests.realclient import POOL, StrongSwanPki, onlyIkeSa, waitFor
+from tests.realclient import (
+    POOL,
+    StrongSwanPki,
+    certificateFiles,
+    onlyIkeSa,
+    roadWarriorClient,
+    roadWarriorHub,
+    waitFor,
+)
 
 LAN_HOST = "203.0.113.10"
-
-HUB_CONFIG = """
-[hub]
-identity = "hub.example.com"
-listen = ["192.0.2.1"]
-certificate = "hub.pem"
-private_key = "hub.key"
-ca = ["ca.pem"]
-
-[pools.roadwarriors]
-addresses = "198.51.100.10-198.51.100.200"
-dns = ["192.0.2.53"]
-
-[[peers]]
-name = "tls-users"
-identity = "*@example.com"
-auth = "eap-tls"
-pool = "roadwarriors"
-local_ts = ["203.0.113.0/24"]
-{authTable}
-"""
 
 
 def hubConfig(maxVersion=None, profile="strongswan"):
@@ -58,34 +45,18 @@ def hubConfig(maxVersion=None, profile="strongswan"):
     if profile:
         lines.append(f'tls13_profile = "{profile}"')
     authTable = '[auth."eap-tls"]\n' + "\n".join(lines) + "\n" if lines else ""
-    return HUB_CONFIG.format(authTable=authTable)
+    return roadWarriorHub(
+        'name = "tls-users"\nidentity = "*@example.com"\nauth = "eap-tls"',
+        hub='certificate = "hub.pem"\nprivate_key = "hub.key"\nca = ["ca.pem"]',
+        tables=authTable,
+    )
 
 
 def clientConfig(remoteId="hub.example.com"):
-    return f"""
-connections {{
-    home {{
-        remote_addrs = 192.0.2.1
-        proposals = aes256-sha256-modp2048
-        vips = 0.0.0.0
-        local {{
-            auth = eap-tls
-            certs = client.pem
-            id = alice@example.com
-        }}
-        remote {{
-            auth = pubkey
-            id = {remoteId}
-        }}
-        children {{
-            home {{
-                remote_ts = 203.0.113.0/24
-                esp_proposals = aes256gcm16
-            }}
-        }}
-    }}
-}}
-"""
+    return roadWarriorClient(
+        {"local": "auth = eap-tls\ncerts = client.pem\nid = alice@example.com"},
+        remote=f"auth = pubkey\nid = {remoteId}",
+    )
 
 
 def tlsCharonConf(versionMax):
@@ -117,16 +88,14 @@ def clientFiles(pki, clientPki=None):
     """
     issuer = clientPki or pki
     cert, key = issuer.issue("alice", "alice@example.com", "--flag", "clientAuth")
-    return {
-        "x509ca/ca.pem": pki.caCert.read_bytes(),
-        "x509/client.pem": cert.read_bytes(),
-        "private/client.key": key.read_bytes(),
-    }
+    return certificateFiles(pki, cert, key)
 
 
 def client(net, workdir, pki, versionMax="1.2", clientPki=None, remoteId="hub.example.com"):
     return StrongSwan(
-        net.clientNs[0], workdir / "c1", clientConfig(remoteId),
+        net.clientNs[0],
+        workdir / "c1",
+        clientConfig(remoteId),
         files=clientFiles(pki, clientPki),
         extraCharonConf=tlsCharonConf(versionMax),
         logLevels={"tls": 2},
@@ -215,8 +184,12 @@ def test_serverCertificateMustNameTheExpectedIdentity(workdir):
         Topology() as net,
         HubProcess(net.hubNs, workdir / "hub", hubConfig()) as hub,
         StrongSwan(
-            net.clientNs[0], workdir / "c1", config, files=clientFiles(pki),
-            extraCharonConf=tlsCharonConf("1.2"), logLevels={"tls": 2},
+            net.clientNs[0],
+            workdir / "c1",
+            config,
+            files=clientFiles(pki),
+            extraCharonConf=tlsCharonConf("1.2"),
+            logLevels={"tls": 2},
         ) as peer,
     ):
         assert peer.initiate("home").returncode != 0, peer.log()

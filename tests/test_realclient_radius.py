@@ -30,64 +30,41 @@ from ikehub.auth.radius import LazyUDPSockets, RADIUSServer, listen
 from ikehub.plugins.eap_radius import eapRadius
 from tests.freeradius import CLASS, FRAMED_IP, PASSWORD, SECRET, USER, runningFreeRADIUS
 from tests.harness import HubProcess, StrongSwan, Topology, requireRealClients
-from tests.realclient import StrongSwanPki, onlyIkeSa, waitFor
+from tests.realclient import (
+    StrongSwanPki,
+    certificateFiles,
+    onlyIkeSa,
+    roadWarriorClient,
+    roadWarriorHub,
+    waitFor,
+)
 
 LAN_HOST = "203.0.113.10"
 RADIUS_PORT = 18120
 
-HUB_CONFIG = """
-[hub]
-identity = "hub.example.com"
-listen = ["192.0.2.1"]
-certificate = "hub.pem"
-private_key = "hub.key"
-
+RADIUS_TABLES = """
 [tun]
 routes = ["198.51.100.0/24"]
-
-[[peers]]
-name = "radius-users"
-identity = "*@example.com"
-auth = "eap-radius"
-eap_identity = true
-local_ts = ["203.0.113.0/24"]
-{groups}
 
 [auth."eap-radius"]
 servers = [{{ address = "127.0.0.1", port = {port}, secret = "{secret}" }}]
 timeout = 1
 retries = 1
 """
-
-CLIENT_CONFIG = """
-connections {
-    home {
-        remote_addrs = 192.0.2.1
-        proposals = aes256-sha256-modp2048
-        vips = 0.0.0.0
-        local {
-            auth = eap-mschapv2
-            id = alice@example.com
-            eap_id = alice
-        }
-        remote {
-            auth = pubkey
-            id = hub.example.com
-        }
-        children {
-            home {
-                remote_ts = 203.0.113.0/24
-                esp_proposals = aes256gcm16
-            }
-        }
-    }
-}
-"""
+CLIENT_CONFIG = roadWarriorClient(
+    {"local": "auth = eap-mschapv2\nid = alice@example.com\neap_id = alice"}
+)
 
 
 def hubConfig(groups=None):
     groupsLine = f"groups = {groups!r}".replace("'", '"') if groups is not None else ""
-    return HUB_CONFIG.format(groups=groupsLine, port=RADIUS_PORT, secret=SECRET)
+    return roadWarriorHub(
+        'name = "radius-users"\nidentity = "*@example.com"\nauth = "eap-radius"\n'
+        f"eap_identity = true\n{groupsLine}",
+        hub='certificate = "hub.pem"\nprivate_key = "hub.key"',
+        tables=RADIUS_TABLES.format(port=RADIUS_PORT, secret=SECRET),
+        pool=False,
+    )
 
 
 def secrets(password=PASSWORD):
@@ -111,8 +88,11 @@ def scenario(workdir, net, groups=None, password=PASSWORD):
     radius = runningFreeRADIUS(workdir / "freeradius", RADIUS_PORT, SECRET, ns=net.hubNs)
     hub = HubProcess(net.hubNs, workdir / "hub", hubConfig(groups))
     client = StrongSwan(
-        net.clientNs[0], workdir / "c1", CLIENT_CONFIG, secrets=secrets(password),
-        files={"x509ca/ca.pem": pki.caCert.read_bytes()},
+        net.clientNs[0],
+        workdir / "c1",
+        CLIENT_CONFIG,
+        secrets=secrets(password),
+        files=certificateFiles(pki),
     )
     return radius, hub, client
 
@@ -178,9 +158,7 @@ def test_radiusGroupsRefuse(workdir):
             assert "AUTHENTICATION_FAILED" in client.log() or "AUTH_FAILED" in client.log()
             assert waitFor(lambda: "failed:" in hub.log()), hub.log()
             log = hub.log()
-            assert (
-                f"the peer is in none of the groups vpn-admins (it is in: {CLASS})" in log
-            ), log
+            assert f"the peer is in none of the groups vpn-admins (it is in: {CLASS})" in log, log
             assert "Access-Accept" in radius.log(), radius.log()
 
 
@@ -252,7 +230,9 @@ def test_ikehubCheckWithEapRadius(tmp_path):
     )
     result = subprocess.run(
         [sys.executable, "-m", "ikehub.cli", "check", str(config)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
