@@ -548,3 +548,14 @@ def test_noAddressIsEverLentToTwoIdentities(tmp_path_factory, ops, leaseTime):
             lent.clear()
         assert pool.inUse == len(lent)
     store.close()
+
+
+def test_exampleConfigurationDocumentsLeases():
+    """etc/ikehub.toml sets the pool's lease_time and shows lease_db commented out."""
+    from ikehub.config import defaultConfigPath
+
+    config = loadConfig(defaultConfigPath())
+    assert config.pools["roadwarriors"].leaseTime == HOUR
+    assert config.leaseDb is None
+    with open(defaultConfigPath()) as f:
+        assert '# lease_db = "/var/lib/ikehub/leases.sqlite"' in f.read()

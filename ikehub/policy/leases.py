@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -120,7 +121,8 @@ class LeaseStore:
         self.flushInterval = flushInterval
         self._rows = rows
         # address -> (identity, released) to store, or None to delete; the latest change wins.
-        self._pending: dict[str, tuple[str, float | None] | None] = {}
+        # Keys are ipaddress objects: their text form is made at the flush, off the hot path.
+        self._pending: dict[Any, tuple[str, float | None] | None] = {}
         self._call: IDelayedCall | None = None
         self._failing = False
         #: How many transactions and rows were written; for tests and the benchmark.
@@ -169,13 +171,16 @@ class LeaseStore:
 
     # -- changes, written later ------------------------------------------------------------
 
-    def record(self, address: str, identity: str, released: float | None) -> None:
-        """Remember that C{address} belongs to C{identity}, lent now or C{released} at."""
+    def record(self, address: Any, identity: str, released: float | None) -> None:
+        """
+        Remember that C{address} (an C{ipaddress} address; always the same type for one
+        address) belongs to C{identity}, lent now or C{released} at.
+        """
         self._pending[address] = (identity, released)
         if self._call is None:
             self._schedule()
 
-    def forget(self, address: str) -> None:
+    def forget(self, address: Any) -> None:
         """Remember that C{address} has no owner any more."""
         self._pending[address] = None
         if self._call is None:
@@ -210,9 +215,9 @@ class LeaseStore:
         deletes = []
         for address, change in pending.items():
             if change is None:
-                deletes.append((address,))
+                deletes.append((str(address),))
             else:
-                upserts.append((address, change[0], change[1]))
+                upserts.append((str(address), change[0], change[1]))
         connection = self._connection
         try:
             connection.execute("BEGIN")

@@ -251,7 +251,8 @@ class AddressPool:
         Lend an address to C{identity} (the peer's identity as text): its own lease, else a
         fresh address, else the address released longest ago; None when every address is lent.
         """
-        if self._claimQueue:
+        queue = self._claimQueue
+        if queue and queue[0][0] + self.leaseTime <= self._clock.seconds():
             self._expire(self._clock.seconds())
         offsets = self._claims.get(identity)
         if offsets:
@@ -272,7 +273,7 @@ class AddressPool:
         self._inUse[offset] = identity
         address = ipaddress.ip_address(self._base + offset)
         if self._store is not None:
-            self._store.record(str(address), identity, None)
+            self._store.record(address, identity, None)
         return address
 
     def release(self, address: Address | str) -> bool:
@@ -287,10 +288,12 @@ class AddressPool:
         identity = self._inUse.pop(offset, None)
         if identity is None:
             return False
+        store = self._store
+        if store is not None and isinstance(address, str):
+            address = ipaddress.ip_address(self._base + offset)
         now = self._clock.seconds()
         self._releaseCount = serial = self._releaseCount + 1
         self._released[offset] = serial
-        store = self._store
         if self.leaseTime > 0 and self._rememberLimit > 0:
             self._claimant[offset] = identity
             claims = self._claims.get(identity)
@@ -305,9 +308,9 @@ class AddressPool:
             if len(queue) > 2 * len(self._claimant) + 64:
                 self._compact()
             if store is not None:
-                store.record(self._text(offset), identity, now)
+                store.record(address, identity, now)
         elif store is not None:
-            store.forget(self._text(offset))
+            store.forget(address)
         return True
 
     def leaseOf(self, identity: str) -> Address | None:
@@ -327,8 +330,8 @@ class AddressPool:
 
     # -- leases ------------------------------------------------------------------------------
 
-    def _text(self, offset: int) -> str:
-        return str(ipaddress.ip_address(self._base + offset))
+    def _address(self, offset: int) -> Address:
+        return ipaddress.ip_address(self._base + offset)
 
     def _fresh(self) -> int | None:
         """The next address never lent, or None."""
@@ -359,7 +362,7 @@ class AddressPool:
             return False
         self._unclaim(holder, offset)
         if self._store is not None:
-            self._store.forget(self._text(offset))
+            self._store.forget(self._address(offset))
         return True
 
     def _expire(self, now: float) -> None:
@@ -402,16 +405,16 @@ class AddressPool:
                 continue
             if releasedAt is None:
                 releasedAt = now
-                store.record(text, identity, now)
+                store.record(self._address(offset), identity, now)
             if self.leaseTime <= 0 or releasedAt + self.leaseTime <= now:
-                store.forget(text)
+                store.forget(self._address(offset))
                 continue
             kept.append((releasedAt, offset, identity))
         kept.sort()
         if self._rememberLimit < len(kept):
             cut = len(kept) - self._rememberLimit
             for _, offset, _ in kept[:cut]:
-                store.forget(self._text(offset))
+                store.forget(self._address(offset))
             kept = kept[cut:]
         for releasedAt, offset, identity in kept:
             self._releaseCount = serial = self._releaseCount + 1
