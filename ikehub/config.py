@@ -105,7 +105,8 @@ _PEER_KEYS = (
     "groups",
 )
 #: How the hub proves itself to a peer: with the peer's PSK, or with its certificate.
-LOCAL_AUTHS = ("psk", "pubkey")
+#: "eap": EAP-only (RFC 5998), the hub proves itself inside a mutual EAP method.
+LOCAL_AUTHS = ("psk", "pubkey", "eap")
 
 
 class ConfigError(Exception):
@@ -941,7 +942,7 @@ class _Validator:
             self.problem(
                 f"{where}.local_auth",
                 f"{localAuth!r} is not how the hub can authenticate; use "
-                '"pubkey" (the hub\'s certificate) or "psk"',
+                '"pubkey" (the hub\'s certificate), "psk", or "eap" (EAP-only, RFC 5998)',
             )
             localAuth = INVALID
         if localAuth == "psk" and auth is not INVALID and auth.startswith("eap-"):
@@ -949,6 +950,12 @@ class _Validator:
                 f"{where}.local_auth",
                 f'"psk" needs the peer\'s pre-shared key, and this peer uses {auth!r}; '
                 'use local_auth = "pubkey"',
+            )
+            localAuth = INVALID
+        if localAuth == "eap" and auth is not INVALID and not auth.startswith("eap-"):
+            self.problem(
+                f"{where}.local_auth",
+                f'"eap" (EAP-only) needs an EAP method as auth, not {auth!r}',
             )
             localAuth = INVALID
         eapIdentity = self.boolean(table, "eap_identity", where, False)

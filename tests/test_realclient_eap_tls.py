@@ -36,7 +36,7 @@ from tests.realclient import (
 LAN_HOST = "203.0.113.10"
 
 
-def hubConfig(maxVersion=None, profile="strongswan"):
+def hubConfig(maxVersion=None, profile="strongswan", peerExtra=""):
     """
     The hub's configuration; C{tls13_profile = "strongswan"} unless C{profile} is None (the
     RFC 9190 default), since strongSwan 5.9.8 does TLS 1.3 its own way.
@@ -46,16 +46,16 @@ def hubConfig(maxVersion=None, profile="strongswan"):
         lines.append(f'tls13_profile = "{profile}"')
     authTable = '[auth."eap-tls"]\n' + "\n".join(lines) + "\n" if lines else ""
     return roadWarriorHub(
-        'name = "tls-users"\nidentity = "*@example.com"\nauth = "eap-tls"',
+        'name = "tls-users"\nidentity = "*@example.com"\nauth = "eap-tls"\n' + peerExtra,
         hub='certificate = "hub.pem"\nprivate_key = "hub.key"\nca = ["ca.pem"]',
         tables=authTable,
     )
 
 
-def clientConfig(remoteId="hub.example.com"):
+def clientConfig(remoteId="hub.example.com", remoteAuth="pubkey"):
     return roadWarriorClient(
         {"local": "auth = eap-tls\ncerts = client.pem\nid = alice@example.com"},
-        remote=f"auth = pubkey\nid = {remoteId}",
+        remote=f"auth = {remoteAuth}\nid = {remoteId}",
     )
 
 
@@ -91,11 +91,14 @@ def clientFiles(pki, clientPki=None):
     return certificateFiles(pki, cert, key)
 
 
-def client(net, workdir, pki, versionMax="1.2", clientPki=None, remoteId="hub.example.com"):
+def client(
+    net, workdir, pki, versionMax="1.2", clientPki=None, remoteId="hub.example.com",
+    remoteAuth="pubkey",
+):
     return StrongSwan(
         net.clientNs[0],
         workdir / "c1",
-        clientConfig(remoteId),
+        clientConfig(remoteId, remoteAuth),
         files=clientFiles(pki, clientPki),
         extraCharonConf=tlsCharonConf(versionMax),
         logLevels={"tls": 2},
@@ -222,3 +225,46 @@ def test_rfc9190ProfileDoesNotSuitStrongSwanTls13(workdir):
             sas = []
         assert not any(sa.get("state") == "ESTABLISHED" for sa in sas), sas
         assert "established" not in hub.log().replace("not established", ""), hub.log()
+
+
+def test_eapOnlyAuthentication(workdir):
+    """
+    RFC 5998 with local_auth = "eap": the client accepts a hub that proves itself only inside
+    EAP-TLS (its remote.auth is eap-tls), so the hub sends no IKE signature; the TLS server
+    certificate and the MSK-keyed AUTH authenticate it.
+    """
+    requireRealClients()
+    pki = hubPki(workdir)
+    config = hubConfig(peerExtra='local_auth = "eap"')
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", config) as hub,
+        client(net, workdir, pki, remoteAuth="eap-tls") as peer,
+    ):
+        result = peer.initiate("home")
+        assert result.returncode == 0, result.stdout + peer.log() + hub.log()
+        sa = onlyIkeSa(peer)
+        assert sa["state"] == "ESTABLISHED", sa
+        log = peer.log()
+        assert "EAP method EAP_TLS succeeded, MSK established" in log, log
+        assert "parsed IKE_AUTH response 1 [ IDr EAP/REQ/TLS ]" in log, log
+        assert "authentication of 'hub.example.com' with EAP successful" in log, log
+
+
+def test_eapOnlyEntryRefusesAPeerThatDidNotAskForIt(workdir):
+    """local_auth = "eap" with a client that wants the hub's signature: refused, explained."""
+    requireRealClients()
+    pki = hubPki(workdir)
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", hubConfig(peerExtra='local_auth = "eap"')) as hub,
+        client(net, workdir, pki) as peer,
+    ):
+        result = peer.initiate("home")
+        if result.returncode == 0:
+            pytest.fail("strongSwan with remote.auth = pubkey accepted an EAP-only hub")
+        assert peer.listSas() == []
+        # The hub establishes (it did what it was told); the client then refuses its EAP-only
+        # AUTH with AUTHENTICATION_FAILED, and the hub forgets the SA and its lease at once.
+        assert waitFor(lambda: "refused the hub's authentication" in hub.log()), hub.log()
+        assert "released" in hub.log() or "deleted: refused by the peer" in hub.log(), hub.log()

@@ -455,14 +455,23 @@ class ResponderExchanges:
                 "no AUTH payload (it wants EAP)",
             )
         state.entry = entry
-        # EAP-only (RFC 5998) is the responder's option; a hub with a certificate always signs,
-        # because strongSwan announces EAP_ONLY_AUTHENTICATION with every mutual method (e.g.
-        # EAP-TLS) yet refuses an unsigned responder when its remote.auth is pubkey.
-        state.eapOnly = self.auth.signer is None and entry.auth in self.auth.mutualMethods and any(
-            type(p) is NotifyPayload and p.notifyType == NotifyType.EAP_ONLY_AUTHENTICATION
-            for p in payloads
-        )
-        if self.auth.signer is None and not state.eapOnly:
+        # EAP-only (RFC 5998) is the responder's option, taken per PAD entry (local_auth =
+        # "eap"): strongSwan announces EAP_ONLY_AUTHENTICATION with every mutual method yet
+        # refuses an unsigned responder when its remote.auth is pubkey, so by default the hub
+        # signs.
+        if entry.localAuth == "eap":
+            asked = any(
+                type(p) is NotifyPayload and p.notifyType == NotifyType.EAP_ONLY_AUTHENTICATION
+                for p in payloads
+            )
+            if not asked or entry.auth not in self.auth.mutualMethods:
+                return self._authFailed(
+                    sa,
+                    f"{state.decision.reason}; EAP-only authentication (local_auth = \"eap\") "
+                    "needs a mutual method and the peer's EAP_ONLY_AUTHENTICATION",
+                )
+            state.eapOnly = True
+        elif self.auth.signer is None:
             return self._authFailed(sa, "EAP needs the hub's certificate (hub.certificate)")
         state.session = method.newSession(str(sa.peerIdentity), entry.eapIdentity)
         self._whenReady(sa, state.session.start(), lambda o: self._eapStarted(sa, state, o))
@@ -737,6 +746,21 @@ class ResponderExchanges:
     def handle_INFORMATIONAL(self, sa: IKESA, header: IKEHeader, payloads) -> None:
         if sa.state is IKEState.HALF_OPEN:
             return self._peerGaveUp(sa, payloads)
+        if any(
+            type(p) is NotifyPayload and p.notifyType == NotifyType.AUTHENTICATION_FAILED
+            for p in payloads
+        ):
+            # RFC 7296 section 2.21.2: the peer refused our AUTH (or our identity) after we
+            # established; it deletes its side, and we must not keep ours.
+            self.respond(sa, ExchangeType.INFORMATIONAL, [])
+            self.counters.increment("refused_by_peer")
+            self.log.warn(
+                "IKE SA with {peer} ({identity}) failed: {reason}",
+                event="ike_sa_failed",
+                reason="the peer refused the hub's authentication (AUTHENTICATION_FAILED)",
+                **sa.describe(),
+            )
+            return self.removeSa(sa, "refused by the peer")
         deletes = [p for p in payloads if type(p) is DeletePayload]
         if any(d.protocolId == ProtocolId.IKE for d in deletes):
             self.respond(sa, ExchangeType.INFORMATIONAL, [])
