@@ -89,25 +89,49 @@ class PubkeyAuthenticator:
 
     name = "pubkey"
 
+    #: Validated chains remembered, at most; a full cache is emptied, not scanned.
+    CACHE_LIMIT = 8192
+
     def __init__(self, trust) -> None:
         self.trust = trust
+        #: (CERT payload bytes, ID type, ID data) -> (ValidatedPeer, not before, not after,
+        #: anchor name): a device reconnecting with the same chain skips path building,
+        #: revocation and name checks, which cost more than the handshake's own crypto. The
+        #: trust store and its CRLs are fixed for the process, so a chain valid once stays
+        #: valid within the window of its certificates. The AUTH signature is always checked.
+        self._validated: dict[tuple, tuple] = {}
 
     def authenticate(self, attempt: AuthAttempt) -> AuthResult:
         if attempt.method not in SIGNATURE_METHODS:
             return AuthResult.refuse(f"the peer used AUTH method {attempt.method}, not a signature")
         if not attempt.certificates:
             return AuthResult.refuse("the peer sent no certificate (CERT payload)")
-        try:
-            endEntity, *intermediates = parsePeerCertificates(attempt.certificates)
-            when = datetime.datetime.fromtimestamp(attempt.now, datetime.UTC)
-            validated = validatePeerCertificate(self.trust, endEntity, intermediates, when)
-            identity = attempt.identity
-            requireIdentity(validated.endEntity, identity.idType, identity.data)
-        except CertificateError as e:
-            return AuthResult.refuse(f"certificate refused: {e.reason}")
+        identity = attempt.identity
+        key = (tuple(attempt.certificates), identity.idType, identity.data)
+        cached = self._validated.get(key)
+        if cached is not None and cached[1] <= attempt.now <= cached[2]:
+            validated, anchor = cached[0], cached[3]
+        else:
+            try:
+                validated = self._validate(attempt)
+            except CertificateError as e:
+                return AuthResult.refuse(f"certificate refused: {e.reason}")
+            anchor = validated.chain[-1].subject.rfc4514_string()
+            notBefore = max(c.not_valid_before_utc for c in validated.chain).timestamp()
+            notAfter = min(c.not_valid_after_utc for c in validated.chain).timestamp()
+            if len(self._validated) >= self.CACHE_LIMIT:
+                self._validated.clear()
+            self._validated[key] = (validated, notBefore, notAfter, anchor)
         try:
             verifyAuth(validated.publicKey, attempt.method, attempt.authData, attempt.octets)
         except SignatureError as e:
             return AuthResult.refuse(f"signature refused: {e.reason}")
-        anchor = validated.chain[-1].subject.rfc4514_string()
         return AuthResult.accept(f"certificate chain to {anchor!r} and signature verified")
+
+    def _validate(self, attempt: AuthAttempt):
+        endEntity, *intermediates = parsePeerCertificates(attempt.certificates)
+        when = datetime.datetime.fromtimestamp(attempt.now, datetime.UTC)
+        validated = validatePeerCertificate(self.trust, endEntity, intermediates, when)
+        identity = attempt.identity
+        requireIdentity(validated.endEntity, identity.idType, identity.data)
+        return validated
