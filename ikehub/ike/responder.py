@@ -713,6 +713,20 @@ class ResponderExchanges:
         narrowedR = narrow(tsr.selectors, map(networkRange, sa.entry.localTs))
         if not narrowedI or not narrowedR:
             self.counters.increment("child_ts_unacceptable")
+            entry = sa.entry
+            side, asked, allowed = (
+                ("its own side", tsi.selectors, entry.remoteTs)
+                if not narrowedI
+                else ("the hub's side", tsr.selectors, entry.localTs)
+            )
+            self.log.warn(
+                "CHILD SA with {peer} ({identity}) refused: {reason}",
+                event="child_sa_failed",
+                reason=f"TS_UNACCEPTABLE: PAD entry {entry.name!r} does not allow "
+                f"{', '.join(map(str, asked))} as {side} (allowed: "
+                f"{', '.join(map(str, allowed))})",
+                **sa.describe(),
+            )
             return [self.notify(NotifyType.TS_UNACCEPTABLE)]
         inboundSpi = self.sad.allocateSpi()
         child = ChildSA(
