@@ -57,6 +57,8 @@ identity = "bench@example.com"
 auth = "{auth}"
 {psk}local_ts = ["203.0.113.0/24"]
 remote_ts = ["dynamic"]
+# Every initiator claims the same identity: let their IKE SAs live side by side.
+duplicates = "never"
 """
 
 #: The [hub] keys for the certificate scenarios, after the others of the table.

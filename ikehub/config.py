@@ -103,7 +103,12 @@ _PEER_KEYS = (
     "eap_identity",
     "remote_addrs",
     "groups",
+    "duplicates",
 )
+#: What a second IKE SA for an identity that has one does (strongSwan's "unique"): "replace"
+#: deletes the old one, "keep" refuses the new one unless it says INITIAL_CONTACT, "never"
+#: allows both (several devices per user).
+DUPLICATE_POLICIES = ("replace", "keep", "never")
 #: How the hub proves itself to a peer: with the peer's PSK, or with its certificate.
 #: "eap": EAP-only (RFC 5998), the hub proves itself inside a mutual EAP method.
 LOCAL_AUTHS = ("psk", "pubkey", "eap")
@@ -184,6 +189,8 @@ class PeerConfig:
     groups: tuple[str, ...] = ()
     #: An EAP method for a second authentication round (RFC 4739), or None.
     secondAuth: str | None = None
+    #: What a second IKE SA for the same identity does: one of DUPLICATE_POLICIES.
+    duplicates: str = "replace"
 
 
 @dataclass(frozen=True, slots=True)
@@ -966,6 +973,14 @@ class _Validator:
         if "groups" in table:
             groups = self.stringList(table, "groups", where, [], '["staff"]')
             groups = tuple(groups) if groups is not INVALID else INVALID
+        duplicates = self.string(table, "duplicates", where, "replace")
+        if duplicates is not INVALID and duplicates not in DUPLICATE_POLICIES:
+            self.problem(
+                f"{where}.duplicates",
+                f"{duplicates!r} is not a policy; use \"replace\" (a new IKE SA deletes the "
+                'old one), "keep" (refuse the new one) or "never" (allow several devices)',
+            )
+            duplicates = INVALID
         values = (
             name,
             identity,
@@ -979,6 +994,7 @@ class _Validator:
             remoteAddrs,
             groups,
             secondAuth,
+            duplicates,
         )
         if any(v is INVALID for v in values):
             return None

@@ -89,7 +89,18 @@ def hubSettings(**overrides) -> IKESettings:
     return IKESettings(**values)
 
 
-def padWith(pool=None, identity="alice@example.com", psk=PSK, remoteTs=("dynamic",), localTs=None):
+def padWith(
+    pool=None,
+    identity="alice@example.com",
+    psk=PSK,
+    remoteTs=("dynamic",),
+    localTs=None,
+    duplicates="never",
+):
+    """
+    One PSK entry. Its duplicates policy is "never" because the in-memory tests connect the
+    same identity many times; the policy's own tests choose theirs.
+    """
     return PAD(
         [
             PADEntry(
@@ -100,6 +111,7 @@ def padWith(pool=None, identity="alice@example.com", psk=PSK, remoteTs=("dynamic
                 pool=pool,
                 localTs=localTs or (ipaddress.ip_network("203.0.113.0/24"),),
                 remoteTs=remoteTs,
+                duplicates=duplicates,
             )
         ]
     )

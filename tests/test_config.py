@@ -988,3 +988,10 @@ def test_twoAuthenticationRounds(tmp_path):
     ):
         message = problems(tmp_path, head + EAP_PEER.replace('"eap-mschapv2"', bad))
         assert f": peers[1].{key}: " in message, message
+
+
+def test_duplicatesPolicy(tmp_path):
+    assert load(tmp_path, MINIMAL).peers[0].duplicates == "replace"
+    assert load(tmp_path, MINIMAL + 'duplicates = "never"\n').peers[0].duplicates == "never"
+    message = problems(tmp_path, MINIMAL + 'duplicates = "no"\n')
+    assert ": peers[0].duplicates: " in message and "several devices" in message

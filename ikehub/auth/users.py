@@ -244,7 +244,9 @@ class _Validator:
         else:
             value = table["nt_hash"]
             if not isinstance(value, str):
-                self.problem(f"{where}.nt_hash", f"expected a string in quotes, got {valueKind(value)}")
+                self.problem(
+                    f"{where}.nt_hash", f"expected a string in quotes, got {valueKind(value)}"
+                )
                 ok = False
             else:
                 ntHash = self.ntHash(f"{where}.nt_hash", value)

@@ -95,6 +95,9 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         #: IKE_SA_INIT requests, counts toward the cookie threshold, and expires oldest first
         #: (insertion order is creation order).
         self.halfOpen: dict[tuple, IKESA] = {}
+        #: Established responder SAs by authenticated identity, for the PAD's duplicates
+        #: policy and INITIAL_CONTACT.
+        self.byIdentity: dict[str, list[IKESA]] = {}
         self.counters = Counters()
         self.cookies = CookieJar(clock)
         self._invalidSpiAnswers = RateLimiter(clock, settings.invalidSpiRate)
@@ -433,6 +436,26 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
             lambda sa, *rest: self.removeSa(sa, "deleted by the hub"),
         )
 
+    def replaceIkeSa(self, old: IKESA, new: IKESA) -> None:
+        """
+        A new IKE SA for the same identity supersedes C{old} (duplicates policy, or
+        INITIAL_CONTACT): the old peer is told with one Delete, sent once and not waited for
+        (it is usually the same device, gone or rebooted), and everything of the old SA goes
+        at once, so its virtual IP is free for the new one.
+        """
+        if old.state in (IKEState.ESTABLISHED, IKEState.DELETING) and old.skOut is not None:
+            self._cancelPending(old)
+            datagram = old.seal(
+                ExchangeType.INFORMATIONAL,
+                old.nextRequestId,
+                [DeletePayload(ProtocolId.IKE, ())],
+                response=False,
+            )
+            old.nextRequestId += 1
+            self._send(datagram, old.peer, old.path)
+        self.counters.increment("ike_sa_replaced")
+        self.removeSa(old, f"replaced by a new IKE SA from {new.peer[0]}:{new.peer[1]}")
+
     def deleteChildSa(self, child) -> None:
         """
         Stop using a CHILD SA at once and tell the peer with an INFORMATIONAL Delete carrying our
@@ -467,6 +490,13 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
             key = (sa.spiI, sa.context)
             if self.halfOpen.get(key) is sa:
                 del self.halfOpen[key]
+        if sa.uniqueKey is not None:
+            same = self.byIdentity.get(sa.uniqueKey)
+            if same is not None and sa in same:
+                same.remove(sa)
+                if not same:
+                    del self.byIdentity[sa.uniqueKey]
+            sa.uniqueKey = None
         state = sa.authState
         if state is not None:
             sa.authState = None

@@ -115,6 +115,8 @@ class InitiatorSpec:
     #: EAP-MSCHAPv2: the user name (default: C{str(identity)}) and password.
     eapIdentity: str | None = None
     eapPassword: str | None = dataclasses.field(default=None, repr=False)
+    #: Send INITIAL_CONTACT (RFC 7296 section 2.4): we hold no other IKE SA with the peer.
+    initialContact: bool = False
 
     # Derived once in __post_init__, never per handshake.
     #: AUTH_PSK, AUTH_PUBKEY or AUTH_EAP_MSCHAPV2.
@@ -513,6 +515,8 @@ class InitiatorExchanges:
             sa.suite.prf, sa.initRequest, sa.nonceR, sa.keys.skPi, idi.bodyBytes()
         )
         payloads: list = [idi]
+        if spec.initialContact:
+            payloads.append(self.notify(NotifyType.INITIAL_CONTACT))
         if spec.remoteIdentity is not None:
             payloads.append(IDrPayload(spec.remoteIdentity.idType, spec.remoteIdentity.data))
         payloads.append(
@@ -592,6 +596,8 @@ class InitiatorExchanges:
         setup.idiBody = idi.bodyBytes()
         mode = spec.authMode
         payloads: list = [idi]
+        if spec.initialContact:
+            payloads.append(self.notify(NotifyType.INITIAL_CONTACT))
         payloads.extend(CertPayload(_X509, der) for der in spec.certificateData)
         if spec.certReq is not None:
             payloads.append(spec.certReq)

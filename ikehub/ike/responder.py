@@ -62,6 +62,8 @@ NONCE_MIN, NONCE_MAX = 16, 256
 _RESPONSE = int(HeaderFlag.RESPONSE)
 _GROUP = struct.Struct("!H")
 _NOTIFY_NAMES = frozenset(int(n) for n in NotifyType)
+#: Status notifies of IKE_AUTH whose presence matters (see indexed).
+_NOTED = frozenset({NotifyType.ANOTHER_AUTH_FOLLOWS, NotifyType.INITIAL_CONTACT})
 #: CERT and CERTREQ encoding 4: X.509 Certificate - Signature.
 _X509 = 4
 
@@ -91,8 +93,8 @@ def indexed(payloads) -> dict:
             found[kind] = payload
         elif kind is CertPayload and payload.encoding == _X509:
             found.setdefault(CertPayload, []).append(payload.data)
-        elif kind is NotifyPayload and payload.notifyType == NotifyType.ANOTHER_AUTH_FOLLOWS:
-            found[NotifyType.ANOTHER_AUTH_FOLLOWS] = True
+        elif kind is NotifyPayload and payload.notifyType in _NOTED:
+            found[payload.notifyType] = True
     return found
 
 
@@ -581,6 +583,21 @@ class ResponderExchanges:
         """
         entry = sa.entry = state.entry
         found = state.request
+        uniqueKey = state.eapIdentity or str(sa.peerIdentity)
+        others = self.byIdentity.get(uniqueKey)
+        if others:
+            initialContact = found.get(NotifyType.INITIAL_CONTACT, False)
+            policy = entry.duplicates
+            if policy == "keep" and not initialContact:
+                return self._authFailed(
+                    sa,
+                    f"{state.decision.reason}; {uniqueKey} already has an IKE SA and the "
+                    'entry\'s duplicates policy is "keep"',
+                )
+            if policy != "never":
+                # Before the address is lent, so that a returning device gets its own back.
+                for old in list(others):
+                    self.replaceIkeSa(old, sa)
         addressFailed = False
         cp = found.get(CPPayload)
         if cp is not None and cp.cfgType == CfgType.CFG_REQUEST:
@@ -600,6 +617,8 @@ class ResponderExchanges:
 
         sa.state = IKEState.ESTABLISHED
         sa.authState = None
+        sa.uniqueKey = uniqueKey
+        self.byIdentity.setdefault(uniqueKey, []).append(sa)
         self.halfOpen.pop((sa.spiI, sa.context), None)
         self.respond(sa, ExchangeType.IKE_AUTH, answer)
         # Only AUTH needed these; an established SA keeps nothing it will not use again.

@@ -80,6 +80,7 @@ class IKESA:
         "queued",
         "context",
         "authState",
+        "uniqueKey",
     )
 
     def __init__(self, isInitiator: bool, spiI: bytes, spiR: bytes, peer, path, now: float):
@@ -117,6 +118,8 @@ class IKESA:
         #: The responder's IKE_AUTH state (ikehub.ike.authstate.AuthState) while it lasts:
         #: the peer's signature hashes, EAP rounds, an answer being prepared.
         self.authState: Any = None
+        #: The identity this established responder SA is indexed by (duplicates policy).
+        self.uniqueKey: str | None = None
 
     @property
     def localSpi(self) -> bytes:

@@ -35,6 +35,8 @@ class PADEntry:
     groups: tuple = ()
     #: An EAP method for a second authentication round (RFC 4739), or None.
     secondAuth: str | None = None
+    #: A second IKE SA for the same identity: "replace", "keep" or "never" (config.py).
+    duplicates: str = "replace"
 
     def refusal(self, identity: Identity, peerAddress: str) -> str | None:
         """Why this entry does not govern C{identity} at C{peerAddress}, or None if it does."""
@@ -115,6 +117,7 @@ class PAD:
                 remoteAddrs=peer.remoteAddrs,
                 groups=peer.groups,
                 secondAuth=peer.secondAuth,
+                duplicates=peer.duplicates,
             )
             for peer in peers
         )
