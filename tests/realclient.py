@@ -239,3 +239,16 @@ def certificateFiles(pki, cert=None, key=None) -> dict:
         files["x509/client.pem"] = cert.read_bytes()
         files["private/client.key"] = key.read_bytes()
     return files
+
+
+def padHubConfig(peers: str, pools: str = "") -> str:
+    """
+    An ikehub configuration at 192.0.2.1 (ports 500/4500) whose PAD is C{peers}, the
+    C{[[peers]]} tables in order, with the pool "roadwarriors" (198.51.100.10-200, DNS
+    192.0.2.53) and any further C{[pools.NAME]} tables in C{pools}.
+    """
+    return (
+        '[hub]\nidentity = "hub.example.com"\nlisten = ["192.0.2.1"]\n\n'
+        '[pools.roadwarriors]\naddresses = "198.51.100.10-198.51.100.200"\n'
+        f'dns = ["192.0.2.53"]\n\n{pools.strip()}\n\n{peers.strip()}\n'
+    )

@@ -576,11 +576,35 @@ class ResponderExchanges:
 
     # -- the end of IKE_AUTH --------------------------------------------------------------------
 
+    def _notePassedOver(self, sa: IKESA, decision) -> None:
+        """
+        When an earlier entry whose identity pattern takes the peer was passed over (its
+        remote_addrs exclude the peer's address), log which entry governs instead and why: the
+        peer gets that entry's pool and selectors, which an operator should not have to guess.
+        Nothing when the first entry governs, the common case, or when the PAD's decisions do
+        not list the table (IPeerAuthorizationDatabase promises only entry and reason).
+        """
+        entries = getattr(decision, "entries", ())
+        if not entries or decision.entry is entries[0]:
+            return
+        for entry in entries:
+            if entry is decision.entry:
+                return
+            if sa.peerIdentity.matches(entry.identity):
+                self.log.info(
+                    "IKE SA with {peer} ({identity}): {reason}",
+                    event="pad_passed_over",
+                    reason=decision.reason,
+                    **sa.describe(),
+                )
+                return
+
     def _finishAuth(self, sa: IKESA, state: AuthState, answer: list) -> None:
         """
         The peer is authenticated and authorized: lend its address, negotiate the first CHILD
         SA from the first request's payloads, and establish the IKE SA.
         """
+        self._notePassedOver(sa, state.decision)
         entry = sa.entry = state.entry
         found = state.request
         uniqueKey = state.eapIdentity or str(sa.peerIdentity)
