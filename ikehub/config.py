@@ -38,6 +38,7 @@ from ikehub.crypto.proposals import (
     ProposalSyntaxError,
     parseProposal,
 )
+from ikehub.policy.identities import parseIdentityPattern
 from ikehub.policy.pool import DEFAULT_LEASE_TIME, Address, AddressPool
 from ikehub.policy.spd import SPD, SPDConfigError
 from ikehub.wire.constants import ProtocolId
@@ -104,6 +105,7 @@ _PEER_KEYS = (
     "remote_addrs",
     "groups",
     "duplicates",
+    "eap_identities",
 )
 #: What a second IKE SA for an identity that has one does (strongSwan's "unique"): "replace"
 #: deletes the old one, "keep" refuses the new one unless it says INITIAL_CONTACT, "never"
@@ -191,6 +193,8 @@ class PeerConfig:
     secondAuth: str | None = None
     #: What a second IKE SA for the same identity does: one of DUPLICATE_POLICIES.
     duplicates: str = "replace"
+    #: Patterns the EAP identity must match (empty: any).
+    eapIdentities: tuple = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,12 +486,16 @@ class _Validator:
             return INVALID
         return value
 
-    def identity(self, table: dict, key: str, where: str) -> Any:
+    def identity(self, table: dict, key: str, where: str, ranges: bool = False) -> Any:
+        """
+        An identity in strongSwan's syntax; with C{ranges} (PAD entries) also an address
+        network or range of identities.
+        """
         text = self.string(table, key, where)
         if text is INVALID:
             return INVALID
         try:
-            return Identity.fromString(text)
+            return parseIdentityPattern(text) if ranges else Identity.fromString(text)
         except ValueError as e:
             self.problem(f"{where}.{key}", f"{e}")
             return INVALID
@@ -931,7 +939,7 @@ class _Validator:
                 name = INVALID
             else:
                 names[name] = index
-        identity = self.identity(table, "identity", where)
+        identity = self.identity(table, "identity", where, ranges=True)
         auth, secondAuth = self.authRounds(table, where)
         psk = self.secret(table, where, auth)
         pool = self.string(table, "pool", where, None)
@@ -973,6 +981,19 @@ class _Validator:
         if "groups" in table:
             groups = self.stringList(table, "groups", where, [], '["staff"]')
             groups = tuple(groups) if groups is not INVALID else INVALID
+        eapIdentities: Any = ()
+        if "eap_identities" in table:
+            texts = self.stringList(table, "eap_identities", where, [], '["*@example.com"]')
+            eapIdentities = INVALID if texts is INVALID else []
+            for position, text in enumerate(texts if texts is not INVALID else ()):
+                try:
+                    eapIdentities.append(parseIdentityPattern(text))
+                except ValueError as e:
+                    self.problem(f"{where}.eap_identities[{position}]", f"{e}")
+                    eapIdentities = INVALID
+                    break
+            if eapIdentities is not INVALID:
+                eapIdentities = tuple(eapIdentities)
         duplicates = self.string(table, "duplicates", where, "replace")
         if duplicates is not INVALID and duplicates not in DUPLICATE_POLICIES:
             self.problem(
@@ -995,6 +1016,7 @@ class _Validator:
             groups,
             secondAuth,
             duplicates,
+            eapIdentities,
         )
         if any(v is INVALID for v in values):
             return None

@@ -995,3 +995,18 @@ def test_duplicatesPolicy(tmp_path):
     assert load(tmp_path, MINIMAL + 'duplicates = "never"\n').peers[0].duplicates == "never"
     message = problems(tmp_path, MINIMAL + 'duplicates = "no"\n')
     assert ": peers[0].duplicates: " in message and "several devices" in message
+
+
+def test_identityRangesAndEapIdentities(tmp_path):
+    config = load(
+        tmp_path,
+        MINIMAL.replace('"alice@example.com"', '"192.0.2.0/24"')
+        + 'eap_identities = ["*@corp.example.com", "alice"]\n',
+    )
+    peer = config.peers[0]
+    assert str(peer.identity) == "192.0.2.0/24"
+    assert [str(p) for p in peer.eapIdentities] == ["*@corp.example.com", "alice"]
+    message = problems(tmp_path, MINIMAL.replace('"alice@example.com"', '"192.0.2.1/24"'))
+    assert ": peers[0].identity: " in message
+    message = problems(tmp_path, MINIMAL + 'eap_identities = ["%any"]\n')
+    assert ": peers[0].eap_identities[0]: " in message

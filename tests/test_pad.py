@@ -65,3 +65,45 @@ def test_groupRefusalNamesTheGroups():
 def test_emptyPadSaysSo():
     decision = PAD([]).lookup(Identity.fromString("a@example.com"), "192.0.2.1")
     assert decision.entry is None and "the PAD is empty" in decision.reason
+
+
+def test_addressRangeIdentitiesAndEapIdentityPatterns():
+    """An entry may name identities by address range, and the EAP identities it admits."""
+    from ikehub.policy.identities import parseIdentityPattern
+
+    devices = PADEntry("devices", parseIdentityPattern("192.0.2.0/28"), "psk", PSK, None, (), ())
+    ranged = PADEntry(
+        "ranged", parseIdentityPattern("2001:db8::10-2001:db8::20"), "psk", PSK, None, (), ()
+    )
+    staff = PADEntry(
+        "staff",
+        Identity.fromString("*@example.com"),
+        "eap-mschapv2",
+        None,
+        None,
+        (),
+        (),
+        eapIdentities=(parseIdentityPattern("*@corp.example.com"),),
+    )
+    pad = PAD([devices, ranged, staff])
+    assert pad.lookup(Identity.fromString("192.0.2.9"), "192.0.2.9").entry is devices
+    assert pad.lookup(Identity.fromString("2001:db8::15"), "192.0.2.9").entry is ranged
+    missed = pad.lookup(Identity.fromString("192.0.2.99"), "192.0.2.99")
+    assert missed.entry is None
+    assert "entry 'devices': identity pattern 192.0.2.0/28 does not match" in missed.reason
+    assert staff.eapIdentityRefusal("bob@corp.example.com") is None
+    why = staff.eapIdentityRefusal("bob")
+    assert "'bob' is not among eap_identities (*@corp.example.com)" in why
+    assert entry("any", "*@example.com").eapIdentityRefusal("anything") is None
+
+
+def test_identityPatternsAreParsedStrictly():
+    import pytest
+
+    from ikehub.policy.identities import AddressRangePattern, parseIdentityPattern
+
+    assert isinstance(parseIdentityPattern("192.0.2.10-192.0.2.20"), AddressRangePattern)
+    assert parseIdentityPattern("vpn-gw.example.com") == Identity.fromString("vpn-gw.example.com")
+    for bad in ("192.0.2.1/24", "192.0.2.20-192.0.2.10", "192.0.2.1-2001:db8::1"):
+        with pytest.raises(ValueError):
+            parseIdentityPattern(bad)

@@ -212,3 +212,28 @@ def test_secondRoundRequiredButNotOffered(workdir):
         assert client.initiate("home").returncode != 0
         assert client.listSas() == []
         assert waitFor(lambda: "requires a second round" in hub.log()), hub.log()
+
+
+def test_eapIdentityOutsideTheEntrysPatternsIsRefused(workdir):
+    """
+    The password is right, but the PAD entry admits other EAP identities: the client hears
+    EAP-Failure (not the method's Success) and AUTHENTICATION_FAILED; the record says why.
+    """
+    requireRealClients()
+    pki, config = preparedHub(workdir, "eap-mschapv2", identityRound=True)
+    config = config.replace("eap_identity = true", 'eap_identity = true\neap_identities = ["bob"]')
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", config) as hub,
+        StrongSwan(
+            net.clientNs[0],
+            workdir / "c1",
+            eapClientConfig("eap-mschapv2", "alice"),
+            secrets=eapSecrets("alice"),
+            files=certificateFiles(pki),
+        ) as client,
+    ):
+        assert client.initiate("home").returncode != 0
+        assert client.listSas() == []
+        assert "EAP_FAILURE" in client.log() or "EAP/FAIL" in client.log(), client.log()
+        assert waitFor(lambda: "is not among eap_identities (bob)" in hub.log()), hub.log()

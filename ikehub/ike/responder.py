@@ -62,6 +62,8 @@ NONCE_MIN, NONCE_MAX = 16, 256
 _RESPONSE = int(HeaderFlag.RESPONSE)
 _GROUP = struct.Struct("!H")
 _NOTIFY_NAMES = frozenset(int(n) for n in NotifyType)
+#: EAP Code 4 (RFC 3748 section 4.2).
+_EAP_FAILURE = 4
 #: Status notifies of IKE_AUTH whose presence matters (see indexed).
 _NOTED = frozenset({NotifyType.ANOTHER_AUTH_FOLLOWS, NotifyType.INITIAL_CONTACT})
 #: CERT and CERTREQ encoding 4: X.509 Certificate - Signature.
@@ -505,14 +507,20 @@ class ResponderExchanges:
     def _eapStep(self, sa: IKESA, state: AuthState, outcome) -> None:
         if isinstance(outcome, Continue):
             return self.respond(sa, ExchangeType.IKE_AUTH, [EAPPayload(outcome.message)])
-        failure = [EAPPayload(outcome.message)] if outcome.message else []
         if isinstance(outcome, Failed):
+            failure = [EAPPayload(outcome.message)] if outcome.message else []
             return self._authFailed(
                 sa, f"{state.decision.reason}; {self._eapName(state)}: {outcome.reason}", failure
             )
-        groupRefusal = state.entry.groupRefusal(outcome.groups)
-        if groupRefusal is not None:
-            return self._authFailed(sa, f"{state.decision.reason}; {groupRefusal}", failure)
+        refusal = state.entry.groupRefusal(outcome.groups) or state.entry.eapIdentityRefusal(
+            outcome.identity
+        )
+        if refusal is not None:
+            # The method succeeded but the PAD says no: the peer hears EAP-Failure, not the
+            # method's Success (same identifier, RFC 3748 section 4.2).
+            identifier = outcome.message[1] if len(outcome.message) > 1 else 0
+            failure = [EAPPayload(bytes((_EAP_FAILURE, identifier, 0, 4)))]
+            return self._authFailed(sa, f"{state.decision.reason}; {refusal}", failure)
         if state.eapOnly and not outcome.msk:
             return self._authFailed(
                 sa, f"{state.entry.auth} produced no MSK, required for EAP-only authentication"

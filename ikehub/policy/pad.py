@@ -14,6 +14,7 @@ from typing import Iterable, Mapping
 from zope.interface import implementer
 
 from ikehub.interfaces import IAddressPool, IPADEntry, IPeerAuthorizationDatabase
+from ikehub.policy.identities import identityAdmits
 from ikehub.wire.identity import Identity
 
 
@@ -37,10 +38,12 @@ class PADEntry:
     secondAuth: str | None = None
     #: A second IKE SA for the same identity: "replace", "keep" or "never" (config.py).
     duplicates: str = "replace"
+    #: Patterns the EAP identity must match (empty: any); the record names them on refusal.
+    eapIdentities: tuple = ()
 
     def refusal(self, identity: Identity, peerAddress: str) -> str | None:
         """Why this entry does not govern C{identity} at C{peerAddress}, or None if it does."""
-        if not identity.matches(self.identity):
+        if not identityAdmits(self.identity, identity):
             return f"identity pattern {self.identity} does not match"
         if self.remoteAddrs:
             address = ipaddress.ip_address(peerAddress)
@@ -48,6 +51,21 @@ class PADEntry:
                 allowed = ", ".join(str(n) for n in self.remoteAddrs)
                 return f"peer address {peerAddress} is outside remote_addrs ({allowed})"
         return None
+
+    def eapIdentityRefusal(self, eapIdentity: str | None) -> str | None:
+        """Why this entry refuses a peer authenticated by EAP as C{eapIdentity}, or None."""
+        if not self.eapIdentities:
+            return None
+        try:
+            received = Identity.fromString(eapIdentity or "")
+        except ValueError:
+            received = None
+        if received is not None and any(
+            identityAdmits(pattern, received) for pattern in self.eapIdentities
+        ):
+            return None
+        allowed = ", ".join(str(p) for p in self.eapIdentities)
+        return f"EAP identity {eapIdentity!r} is not among eap_identities ({allowed})"
 
     def groupRefusal(self, groups) -> str | None:
         """Why a peer in C{groups} may not use this entry, or None if it may."""
@@ -118,6 +136,7 @@ class PAD:
                 groups=peer.groups,
                 secondAuth=peer.secondAuth,
                 duplicates=peer.duplicates,
+                eapIdentities=peer.eapIdentities,
             )
             for peer in peers
         )
