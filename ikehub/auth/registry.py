@@ -20,7 +20,7 @@ from zope.interface.verify import verifyObject
 
 import ikehub.plugins
 from ikehub.auth.plugin import PluginConfigError, PluginContext
-from ikehub.auth.signatures import SignatureError, chooseHash, signAuth
+from ikehub.auth.signatures import signWithBestHash
 from ikehub.config import ConfigError, HubConfig
 from ikehub.interfaces import (
     IAuthenticator,
@@ -28,7 +28,6 @@ from ikehub.interfaces import (
     IEAPMethod,
     IEAPMethodPlugin,
 )
-from ikehub.wire.constants import AuthMethod
 
 __all__ = ["AuthRegistry", "HubSigner", "buildRegistry", "discoverPlugins"]
 
@@ -74,17 +73,9 @@ def discoverPlugins() -> tuple[dict, dict]:
 
 class HubSigner:
     """
-    The hub's own signature AUTH payloads (RFC 7296 section 2.15): with method 14 (RFC 7427)
-    and the strongest hash both sides support when the peer announced
-    SIGNATURE_HASH_ALGORITHMS, otherwise with the key's classic method (1 for RSA, 9-11 for
-    ECDSA).
+    The hub's certificate chain and its signature AUTH payloads (RFC 7296 section 2.15), made
+    by L{ikehub.auth.signatures.signWithBestHash} as our initiator's are.
     """
-
-    _CLASSIC = {
-        256: AuthMethod.ECDSA_SHA256_P256,
-        384: AuthMethod.ECDSA_SHA384_P384,
-        521: AuthMethod.ECDSA_SHA512_P521,
-    }
 
     def __init__(self, credentials) -> None:
         from cryptography.hazmat.primitives import serialization
@@ -102,23 +93,7 @@ class HubSigner:
         @param peerHashes: the hashes the peer announced, or None if it sent no
             SIGNATURE_HASH_ALGORITHMS.
         """
-        key = self.credentials.privateKey
-        if peerHashes:
-            try:
-                hashAlgorithm = chooseHash(peerHashes, key)
-                method = AuthMethod.DIGITAL_SIGNATURE
-                return method, signAuth(key, method, octets, int(hashAlgorithm))
-            except SignatureError:
-                pass  # nothing in common: fall back to the classic method below
-        from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-        if isinstance(key, rsa.RSAPrivateKey):
-            method = AuthMethod.RSA_SIGNATURE
-        elif isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size in self._CLASSIC:
-            method = self._CLASSIC[key.curve.key_size]
-        else:
-            method = AuthMethod.DIGITAL_SIGNATURE
-        return method, signAuth(key, method, octets, None)
+        return signWithBestHash(self.credentials.privateKey, octets, peerHashes)
 
 
 class AuthRegistry:

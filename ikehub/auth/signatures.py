@@ -43,6 +43,7 @@ __all__ = [
     "SignatureError",
     "chooseHash",
     "signAuth",
+    "signWithBestHash",
     "verifyAuth",
 ]
 
@@ -280,6 +281,37 @@ def signAuth(
     if method == AuthMethod.DIGITAL_SIGNATURE:
         return _signDigital(privateKey, octets, hashAlgorithm, rsaPss)
     raise SignatureError(f"authentication method {method} is not a signature method")
+
+
+#: The classic ECDSA method (RFC 4754) for each curve size.
+_CLASSIC_ECDSA = {
+    256: AuthMethod.ECDSA_SHA256_P256,
+    384: AuthMethod.ECDSA_SHA384_P384,
+    521: AuthMethod.ECDSA_SHA512_P521,
+}
+
+
+def signWithBestHash(key: object, octets: bytes, peerHashes) -> tuple[int, bytes]:
+    """
+    (AUTH method, Authentication Data) over C{octets}, as both our roles sign: method 14
+    (RFC 7427) with the strongest hash both sides support when the peer announced
+    SIGNATURE_HASH_ALGORITHMS, else the key's classic method (1 for RSA, 9 to 11 for ECDSA).
+    """
+    if peerHashes:
+        try:
+            hashAlgorithm = int(chooseHash(peerHashes, key))
+        except SignatureError:
+            pass  # nothing in common: the classic method below
+        else:
+            method = AuthMethod.DIGITAL_SIGNATURE
+            return method, signAuth(key, method, octets, hashAlgorithm)
+    if isinstance(key, rsa.RSAPrivateKey):
+        method = AuthMethod.RSA_SIGNATURE
+    elif isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size in _CLASSIC_ECDSA:
+        method = _CLASSIC_ECDSA[key.curve.key_size]
+    else:
+        method = AuthMethod.DIGITAL_SIGNATURE
+    return method, signAuth(key, method, octets, None)
 
 
 def _checkFixedHash(method: int, hashAlgorithm: int | None, fixed: int) -> None:

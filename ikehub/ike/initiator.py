@@ -236,42 +236,6 @@ def _announcedHashes(notifies) -> tuple[int, ...] | None:
     return None
 
 
-#: The classic ECDSA methods (RFC 4754) by curve size.
-_CLASSIC_ECDSA = {
-    256: AuthMethod.ECDSA_SHA256_P256,
-    384: AuthMethod.ECDSA_SHA384_P384,
-    521: AuthMethod.ECDSA_SHA512_P521,
-}
-
-
-def signWithBestHash(key, octets: bytes, peerHashes) -> tuple[int, bytes]:
-    """
-    (AUTH method, Authentication Data) over C{octets}: method 14 (RFC 7427) with the best hash
-    both sides support when the peer announced SIGNATURE_HASH_ALGORITHMS, else the key's
-    classic method (1 for RSA, 9 to 11 for ECDSA). The same choice as the hub's
-    L{ikehub.auth.registry.HubSigner}.
-    """
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-    from ikehub.auth.signatures import SignatureError, chooseHash, signAuth
-
-    if peerHashes:
-        try:
-            hashAlgorithm = int(chooseHash(peerHashes, key))
-        except SignatureError:
-            pass  # nothing in common: the classic method below
-        else:
-            method = AuthMethod.DIGITAL_SIGNATURE
-            return method, signAuth(key, method, octets, hashAlgorithm)
-    if isinstance(key, rsa.RSAPrivateKey):
-        method = AuthMethod.RSA_SIGNATURE
-    elif isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size in _CLASSIC_ECDSA:
-        method = _CLASSIC_ECDSA[key.curve.key_size]
-    else:
-        method = AuthMethod.DIGITAL_SIGNATURE
-    return method, signAuth(key, method, octets, None)
-
-
 # -- the peer side of EAP-MSCHAPv2 --------------------------------------------------------------
 
 
@@ -611,6 +575,8 @@ class InitiatorExchanges:
                 sa.suite.prf, sa.initRequest, sa.nonceR, sa.keys.skPi, setup.idiBody
             )
             if mode == AUTH_PUBKEY:
+                from ikehub.auth.signatures import signWithBestHash
+
                 method, data = signWithBestHash(
                     spec.credentials.privateKey, octets, setup.responderHashes
                 )
