@@ -62,6 +62,14 @@ from ikehub.wire.payloads import (
 
 _GROUP = struct.Struct("!H")
 _ANY4 = ipaddress.ip_network("0.0.0.0/0")
+#: What a road warrior asks for in IKE_AUTH: an IPv4 address and a DNS server.
+_CP_REQUEST = CPPayload(
+    CfgType.CFG_REQUEST,
+    (
+        ConfigAttribute(ConfigAttributeType.INTERNAL_IP4_ADDRESS, b""),
+        ConfigAttribute(ConfigAttributeType.INTERNAL_IP4_DNS, b""),
+    ),
+)
 #: CERT and CERTREQ encoding 4: X.509 Certificate - Signature.
 _X509 = 4
 
@@ -486,16 +494,17 @@ class InitiatorExchanges:
         payloads.append(
             AuthPayload(AuthMethod.SHARED_KEY_MIC, pskAuthData(sa.suite.prf, spec.psk, octets))
         )
+        self._sendAuthRequest(sa, setup, payloads, self._authAnswered)
+
+    def _sendAuthRequest(self, sa: IKESA, setup: "_Setup", payloads: list, onResponse) -> None:
+        """
+        Finish our first IKE_AUTH request, whatever the authentication: a CP request when we
+        want a virtual IP, the first CHILD SA's proposals (its SPI reserved meanwhile) and
+        selectors; then send it.
+        """
+        spec = setup.spec
         if spec.requestVirtualIp:
-            payloads.append(
-                CPPayload(
-                    CfgType.CFG_REQUEST,
-                    (
-                        ConfigAttribute(ConfigAttributeType.INTERNAL_IP4_ADDRESS, b""),
-                        ConfigAttribute(ConfigAttributeType.INTERNAL_IP4_DNS, b""),
-                    ),
-                )
-            )
+            payloads.append(_CP_REQUEST)
         inboundSpi = self.sad.allocateSpi()
         proposals = tuple(
             child.toWire(number, inboundSpi) for number, child in enumerate(spec.espProposals, 1)
@@ -503,7 +512,7 @@ class InitiatorExchanges:
         payloads += [SAPayload(proposals), TSiPayload(setup.tsi), TSrPayload(setup.tsr)]
         setup.inboundSpi = inboundSpi
         sa.state = IKEState.AUTH_SENT
-        self.sendRequest(sa, ExchangeType.IKE_AUTH, payloads, self._authAnswered)
+        self.sendRequest(sa, ExchangeType.IKE_AUTH, payloads, onResponse)
 
     def _authAnswered(self, sa: IKESA, header, payloads, data, peer, path) -> None:
         setup: _Setup = sa.context
@@ -587,24 +596,7 @@ class InitiatorExchanges:
                 )
             payloads.append(AuthPayload(method, data))
             onResponse = self._signedAuthAnswered
-        if spec.requestVirtualIp:
-            payloads.append(
-                CPPayload(
-                    CfgType.CFG_REQUEST,
-                    (
-                        ConfigAttribute(ConfigAttributeType.INTERNAL_IP4_ADDRESS, b""),
-                        ConfigAttribute(ConfigAttributeType.INTERNAL_IP4_DNS, b""),
-                    ),
-                )
-            )
-        inboundSpi = self.sad.allocateSpi()
-        proposals = tuple(
-            child.toWire(number, inboundSpi) for number, child in enumerate(spec.espProposals, 1)
-        )
-        payloads += [SAPayload(proposals), TSiPayload(setup.tsi), TSrPayload(setup.tsr)]
-        setup.inboundSpi = inboundSpi
-        sa.state = IKEState.AUTH_SENT
-        self.sendRequest(sa, ExchangeType.IKE_AUTH, payloads, onResponse)
+        self._sendAuthRequest(sa, setup, payloads, onResponse)
 
     def _refuseResponder(self, sa: IKESA, reason: str) -> None:
         """
