@@ -8,7 +8,7 @@ guesswork.
 """
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Iterable, Mapping
 
 from zope.interface import implementer
@@ -75,6 +75,11 @@ class PADEntry:
         return None
 
 
+#: The entry's fields taken as they are from the validated [[peers]] table (all but the pool,
+#: which the entry holds live rather than by name).
+_COPIED = tuple(f.name for f in fields(PADEntry) if f.name != "pool")
+
+
 @dataclass(frozen=True, slots=True)
 class PADDecision:
     """
@@ -123,20 +128,8 @@ class PAD:
         """
         return cls(
             PADEntry(
-                name=peer.name,
-                identity=peer.identity,
-                auth=peer.auth,
-                psk=peer.psk,
+                **{name: getattr(peer, name) for name in _COPIED},
                 pool=pools[peer.pool] if peer.pool is not None else None,
-                localTs=peer.localTs,
-                remoteTs=peer.remoteTs,
-                localAuth=peer.localAuth,
-                eapIdentity=peer.eapIdentity,
-                remoteAddrs=peer.remoteAddrs,
-                groups=peer.groups,
-                secondAuth=peer.secondAuth,
-                duplicates=peer.duplicates,
-                eapIdentities=peer.eapIdentities,
             )
             for peer in peers
         )
