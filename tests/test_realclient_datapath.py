@@ -37,13 +37,14 @@ def childOf(client) -> dict:
     return child
 
 
-def udpReceiveBufferErrors(net) -> int:
+def udpReceiveBufferErrors(net, ns=None) -> int:
     """
-    Datagrams the hub namespace's kernel dropped because a socket buffer was full.
+    Datagrams a namespace's kernel (the hub's by default) dropped because a socket buffer was
+    full.
     """
     lines = [
         row.split()
-        for row in net.run(net.hubNs, "cat", "/proc/net/snmp").stdout.splitlines()
+        for row in net.run(ns or net.hubNs, "cat", "/proc/net/snmp").stdout.splitlines()
         if row.startswith("Udp:")
     ]
     header, values = lines[0], lines[1]
@@ -177,6 +178,7 @@ def test_tcpTransferArrivesWholeAndCountersAgree(workdir):
         assert client.initiate("home").returncode == 0, client.log()
         [vip] = onlyIkeSa(client)["local-vips"]
         kernelDropsBefore = udpReceiveBufferErrors(net)
+        clientDropsBefore = udpReceiveBufferErrors(net, net.clientNs[0])
         received = workdir / "received.bin"
         server = subprocess.Popen(
             [
@@ -231,10 +233,15 @@ def test_tcpTransferArrivesWholeAndCountersAgree(workdir):
         kernelDrops = udpReceiveBufferErrors(net) - kernelDropsBefore
         assert counters["packets_in"] + kernelDrops == child["packets-out"], kernelDrops
         assert kernelDrops <= child["packets-out"] // 100
-        assert counters["packets_out"] == child["packets-in"]
+        # Likewise the other way: what the hub sent reached libipsec on the client unless the
+        # client's kernel dropped it for a full socket buffer (seen once in CI: 33 of 1396).
+        clientDrops = udpReceiveBufferErrors(net, net.clientNs[0]) - clientDropsBefore
+        assert counters["packets_out"] == child["packets-in"] + clientDrops, clientDrops
+        assert clientDrops <= counters["packets_out"] // 20
         if kernelDrops == 0:
             assert counters["bytes_in"] == child["bytes-out"]
-        assert counters["bytes_out"] == child["bytes-in"]
+        if clientDrops == 0:
+            assert counters["bytes_out"] == child["bytes-in"]
 
 
 def sniffEsp(count: int, timeout: float) -> list[bytes]:
