@@ -67,7 +67,7 @@ _AUTH_NAME = re.compile(r"[a-z0-9-]+")
 _POOL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 _TOP_KEYS = ("hub", "esp", "tun", "spd", "pools", "peers", "auth")
-_ESP_KEYS = ("replay_window", "lifetime", "lifetime_bytes", "lifetime_packets")
+_ESP_KEYS = ("replay_window", "lifetime", "lifetime_bytes", "lifetime_packets", "require_pfs")
 _TUN_KEYS = ("enabled", "name", "mtu", "address", "routes")
 _TUN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 _HUB_KEYS = (
@@ -82,6 +82,8 @@ _HUB_KEYS = (
     "retransmit_timeout",
     "retransmit_base",
     "retransmit_tries",
+    "dpd_delay",
+    "ike_rekey_time",
     "save_keys",
     "certificate",
     "private_key",
@@ -231,6 +233,10 @@ class HubConfig:
     )
     #: The SQLite file that keeps address leases across restarts (absolute), or None.
     leaseDb: str | None = None
+    #: Seconds of silence before a liveness check (dead peer detection); 0 = none.
+    dpdDelay: float = 30.0
+    #: Seconds after which the hub rekeys an IKE SA itself; 0 = never.
+    ikeRekeyTime: float = 14400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +247,8 @@ class EspConfig:
     lifetime: float = 14400.0
     lifetimeBytes: int = 0
     lifetimePackets: int = 0
+    #: Refuse CHILD SA rekeys without perfect forward secrecy (a KE payload).
+    requirePfs: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -539,6 +547,7 @@ class _Validator:
             lifetime=self.number(table, "lifetime", where, 14400, 0, inclusive=True),
             lifetimeBytes=self.integer(table, "lifetime_bytes", where, 0, 0),
             lifetimePackets=self.integer(table, "lifetime_packets", where, 0, 0),
+            requirePfs=self.boolean(table, "require_pfs", where, False),
         )
         if any(value is INVALID for value in values.values()):
             return INVALID
@@ -627,6 +636,10 @@ class _Validator:
             table, "retransmit_base", where, 1.8, 1, inclusive=True
         )
         values["retransmitTries"] = self.integer(table, "retransmit_tries", where, 5, 0)
+        values["dpdDelay"] = self.number(table, "dpd_delay", where, 30, 0, inclusive=True)
+        values["ikeRekeyTime"] = self.number(
+            table, "ike_rekey_time", where, 14400, 0, inclusive=True
+        )
         values["saveKeys"] = self.saveKeys(table)
         values["leaseDb"] = self.leaseDb(table)
         values.update(self.credentials(table))

@@ -79,9 +79,16 @@ class ISecurityAssociationDatabase(Interface):
         Give back a reserved SPI whose CHILD SA was never installed.
         """
 
-    def install(childSa):
+    def install(childSa, outbound=True):
         """
-        Make a negotiated L{ikehub.ike.child.ChildSA} carry traffic.
+        Make a negotiated L{ikehub.ike.child.ChildSA} carry traffic: inbound at once, and
+        outbound too unless C{outbound} is false.
+        """
+
+    def activateOutbound(childSa):
+        """
+        Let an installed CHILD SA carry outbound traffic from now on, ahead of any older CHILD SA
+        with the same selectors (the switch of a rekey).
         """
 
     def remove(childSa):

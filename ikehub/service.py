@@ -42,6 +42,9 @@ def settingsFromConfig(config: HubConfig) -> IKESettings:
         retransmitTimeout=config.retransmitTimeout,
         retransmitBase=config.retransmitBase,
         retransmitTries=config.retransmitTries,
+        dpdDelay=config.dpdDelay,
+        ikeRekeyTime=config.ikeRekeyTime,
+        requirePfs=config.esp.requirePfs if config.esp is not None else False,
     )
 
 
@@ -183,10 +186,11 @@ class IKEHubService(MultiService):
             self.endpoint.deleteChildSa(child)
         else:
             self.log.info(
-                "CHILD SA {spi_in} reached its soft lifetime ({what}); the peer should rekey",
+                "CHILD SA {spi_in} reached its soft lifetime ({what}); rekeying it",
                 spi_in=child.inboundSpi.hex(),
                 what=what,
             )
+            self.endpoint.rekeyChildSa(child)
 
     # -- lifecycle --------------------------------------------------------------------------
 

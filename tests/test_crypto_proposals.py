@@ -111,7 +111,8 @@ def test_defaultsCoverWhatCommonClientsOfferWithoutLegacy():
     prfs = {p.transformId for s in specs for p in s.prf}
     assert prfs == {PrfId.HMAC_SHA2_256, PrfId.HMAC_SHA2_384, PrfId.HMAC_SHA2_512}
     espSpecs = [esp(t) for t in DEFAULT_ESP_PROPOSALS]
-    assert all(s.ke == () for s in espSpecs)
+    # CHILD SA rekeys may bring PFS in any group the IKE SA could use (and, allowNoPfs, none).
+    assert all(set(s.ke) == groups for s in espSpecs)
     assert all(set(s.esn) == {EsnId.NO_ESN, EsnId.ESN} for s in espSpecs)
     assert espSpecs[0].encr[0].transformId == EncrId.AES_GCM_16
     assert not any(i.transformId == IntegId.HMAC_SHA1_96 for s in espSpecs for i in s.integ)
@@ -390,7 +391,7 @@ def test_espSelectionFollowsOurPreferenceAndEchoesTheirSpi():
         offer("aes256gcm16-noesn", ESP, 2, SPI4),
     ]
     ours = [esp(t) for t in DEFAULT_ESP_PROPOSALS]
-    chosen, suite = selectChildProposal(ours, theirs)
+    chosen, suite = selectChildProposal(ours, theirs, allowNoPfs=True)
     assert suite == ChildSuite(GCM256, None, False, None)
     assert (chosen.number, chosen.spi) == (2, SPI4)
     assert types(chosen) == [TransformType.ENCR, TransformType.ESN]

@@ -5,6 +5,7 @@ Covers routing, hub-and-spoke, the inbound selector check, replay and tampering,
 unprotected traffic, and lifetimes.
 """
 
+import dataclasses
 import ipaddress
 import struct
 
@@ -13,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from ikehub.crypto.proposals import ChildSuite
 from ikehub.crypto.transforms import encrAlgorithm
-from ikehub.esp.datapath import ESPDatapath, innerAddresses
+from ikehub.esp.datapath import SOFT_JITTER, ESPDatapath, innerAddresses
 from ikehub.esp.espsa import Lifetime
 from ikehub.esp.sad import SAD
 from ikehub.ike.child import ChildSA
@@ -230,12 +231,36 @@ class LifetimeTests(DatapathScenario):
     def test_secondsLimitsOnTheSharedTimer(self):
         events = []
         self.hubPath.lifetimeReached = lambda sa, hard, what: events.append((hard, what))
-        self.pair.clock.advance(89)
+        # The soft limit (90 s) comes up to 10% earlier, by the SA's inbound SPI (jitter).
+        spread = int.from_bytes(self.hubEspSa().child.inboundSpi, "big") / 0xFFFFFFFF
+        soft = 90 * (1 - SOFT_JITTER * spread)
+        self.pair.clock.advance(soft - 0.5)
         self.assertEqual(events, [])
-        self.pair.clock.advance(2)
+        self.pair.clock.advance(1)
         self.assertEqual(events, [(False, "seconds")])
-        self.pair.clock.advance(10)
+        self.pair.clock.advance(100 - soft - 1)
+        self.assertEqual(events, [(False, "seconds")])
+        self.pair.clock.advance(1)
         self.assertEqual(events, [(False, "seconds"), (True, "seconds")])
+
+    def test_softDeadlinesOfManySasSpreadOut(self):
+        """
+        SAs installed at one moment do not all ask for a rekey in the same second.
+        """
+        sad = SAD(lifetime=Lifetime(hardSeconds=1000.0))
+        clock = task.Clock()
+        events = []
+        path = ESPDatapath(sad, MemoryPacketInterface("t"), SPD([]), clock, lambda *a: None)
+        path.lifetimeReached = lambda sa, hard, what: events.append((clock.seconds(), hard))
+        template = self.hubEspSa().child
+        for _ in range(200):
+            sad.install(dataclasses.replace(template, inboundSpi=sad.allocateSpi()))
+        clock.pump([1.0] * 1000)
+        softTimes = [when for when, hard in events if not hard]
+        self.assertEqual(len(softTimes), 200)
+        self.assertGreaterEqual(min(softTimes), 810)
+        self.assertLessEqual(max(softTimes), 901)
+        self.assertGreater(len(set(int(t) for t in softTimes)), 50)
 
 
 class SpdTests(DatapathScenario):

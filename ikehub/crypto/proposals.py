@@ -654,9 +654,11 @@ DEFAULT_IKE_PROPOSALS: tuple[str, ...] = (
     f"chacha20poly1305-prfsha256-prfsha384-prfsha512-{_ALL_GROUPS}",
 )
 
-#: Our ESP proposals by default: no PFS groups, ESN accepted but not preferred.
+#: Our ESP proposals by default, ESN accepted but not preferred. The groups are for CHILD SA
+#: rekeys with PFS (a CHILD SA made in IKE_AUTH takes its keys from the IKE SA); a rekey without
+#: is accepted too unless [esp] require_pfs says otherwise.
 DEFAULT_ESP_PROPOSALS: tuple[str, ...] = (
-    "aes256gcm16-aes128gcm16-noesn-esn",
-    "aes256-aes128-sha256-sha384-sha512-noesn-esn",
-    "chacha20poly1305-noesn-esn",
+    f"aes256gcm16-aes128gcm16-{_ALL_GROUPS}-noesn-esn",
+    f"aes256-aes128-sha256-sha384-sha512-{_ALL_GROUPS}-noesn-esn",
+    f"chacha20poly1305-{_ALL_GROUPS}-noesn-esn",
 )

@@ -24,6 +24,8 @@ from ikehub.esp.packet import EspDropped, SequenceOverflow
 from ikehub.ike.counters import Counters
 
 NEXT_HEADER_IPV4 = 4
+#: The largest fraction by which a CHILD SA's soft lifetime in seconds is shortened (jitter).
+SOFT_JITTER = 0.1
 NEXT_HEADER_IPV6 = 41
 
 #: Source and destination of an IPv4 header, at offset 12; one call reads both.
@@ -172,7 +174,12 @@ class ESPDatapath:
         sa.byteBudget = life.softBytes
         sa.packetBudget = life.softPackets
         now = self.clock.seconds()
-        for seconds, hard in ((life.softSeconds, False), (life.hardSeconds, True)):
+        # Jitter, so that thousands of SAs made in one burst do not all ask for a rekey in the
+        # same second: the soft deadline moves up to SOFT_JITTER of itself earlier, by an amount
+        # read from the SA's inbound SPI, which is random already and costs no draw.
+        spread = int.from_bytes(sa.child.inboundSpi, "big") / 0xFFFFFFFF
+        softSeconds = life.softSeconds * (1.0 - SOFT_JITTER * spread)
+        for seconds, hard in ((softSeconds, False), (life.hardSeconds, True)):
             if seconds != UNLIMITED:
                 heapq.heappush(self._deadlines, (now + seconds, next(self._tiebreak), sa, hard))
         self._armTimer()

@@ -70,6 +70,7 @@ class EspSA:
         "decryptor",
         "nextSeq",
         "remoteRanges",
+        "routed",
         "lifetime",
         "softExpired",
         "byteBudget",
@@ -94,6 +95,8 @@ class EspSA:
         )
         self.nextSeq = 1
         self.remoteRanges = selectorRanges(child.remoteTs)
+        #: Whether outbound packets may be routed to this SA (see SAD.activateOutbound).
+        self.routed = False
         self.lifetime = lifetime or Lifetime()
         self.softExpired = False
         #: Bytes and packets left before the next lifetime event; the datapath counts them down.

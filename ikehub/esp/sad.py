@@ -44,20 +44,39 @@ class SAD:
         if spi in self.bySpi and self.bySpi[spi] is None:
             del self.bySpi[spi]
 
-    def install(self, childSa: ChildSA) -> EspSA:
+    def install(self, childSa: ChildSA, outbound: bool = True) -> EspSA:
+        """
+        Make C{childSa} carry traffic: inbound at once, outbound too unless C{outbound} is false
+        (the responder of a rekey sends on the new SA only once the old one goes: see
+        L{activateOutbound}). Of several CHILD SAs with the same selectors, the one whose
+        outbound was activated last carries outbound packets.
+        """
         sa = EspSA(childSa, self.replayWindow, self.lifetime)
         self.bySpi[childSa.inboundSpi] = sa
-        self.routes.add(sa.remoteRanges, sa)
+        if outbound:
+            sa.routed = True
+            self.routes.add(sa.remoteRanges, sa)
         if self.installed is not None:
             self.installed(sa)
         return sa
+
+    def activateOutbound(self, childSa: ChildSA) -> None:
+        """
+        Send on C{childSa} from now on (make-before-break: it was installed inbound only).
+        """
+        sa = self.bySpi.get(childSa.inboundSpi)
+        if sa is not None and sa.child is childSa and not sa.routed:
+            sa.routed = True
+            self.routes.add(sa.remoteRanges, sa)
 
     def remove(self, childSa: ChildSA) -> None:
         sa = self.bySpi.get(childSa.inboundSpi)
         if sa is None or sa.child is not childSa:
             return
         del self.bySpi[childSa.inboundSpi]
-        self.routes.remove(sa.remoteRanges, sa)
+        if sa.routed:
+            sa.routed = False
+            self.routes.remove(sa.remoteRanges, sa)
         if self.removed is not None:
             self.removed(sa)
 

@@ -22,7 +22,9 @@ from twisted.logger import Logger
 from ikehub.crypto.errors import CryptoError
 from ikehub.ike.cookies import CookieJar
 from ikehub.ike.counters import Counters, RateLimiter
+from ikehub.ike.createchild import CreateChildExchanges
 from ikehub.ike.initiator import InitiatorExchanges
+from ikehub.ike.liveness import LivenessChecks
 from ikehub.ike.responder import ResponderExchanges
 from ikehub.ike.sa import ZERO_SPI, IKESA, IKEState, PendingRequest
 from ikehub.ike.settings import IKESettings
@@ -47,6 +49,8 @@ Path = Hashable
 SendFunction = Callable[[bytes, tuple[str, int], Path], None]
 
 _EXCHANGE_NAMES = {int(e): e.name for e in ExchangeType}
+#: States in which an authenticated IKE SA still answers its peer's requests.
+_ACCEPTS_REQUESTS = frozenset({IKEState.ESTABLISHED, IKEState.DELETING, IKEState.REKEYED})
 _INITIATOR = int(HeaderFlag.INITIATOR)
 _RESPONSE = int(HeaderFlag.RESPONSE)
 
@@ -59,7 +63,7 @@ def requestDigest(datagram: bytes) -> bytes:
     return hashlib.blake2b(datagram, digest_size=16).digest()
 
 
-class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
+class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, InitiatorExchanges):
     log = Logger()
 
     def __init__(
@@ -116,11 +120,13 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         """
         if self._sweepCall is None:
             self._sweepCall = self.clock.callLater(1.0, self._sweepHalfOpen)
+        self.startLiveness()
 
     def stop(self) -> None:
         if self._sweepCall is not None and self._sweepCall.active():
             self._sweepCall.cancel()
         self._sweepCall = None
+        self.stopLiveness()
         for sa in list(self.sas.values()):
             self._cancelPending(sa)
 
@@ -237,19 +243,21 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
                 self._send(sa.lastResponse, peer, path)
                 return
             return self._drop("message_id_outside_window", peer)
-        allowed = sa.state in (IKEState.ESTABLISHED, IKEState.DELETING) or (
-            sa.state is IKEState.HALF_OPEN
-            and (
-                header.exchangeType == ExchangeType.IKE_AUTH
+        state = sa.state
+        if state is IKEState.HALF_OPEN:
+            allowed = header.exchangeType == ExchangeType.IKE_AUTH or (
                 # A peer may give up in the middle of EAP with an INFORMATIONAL (strongSwan
                 # does, after an MSCHAPv2 failure); it is protected, so it is heard.
-                or (
-                    header.exchangeType == ExchangeType.INFORMATIONAL
-                    and sa.authState is not None
-                    and sa.authState.session is not None
-                )
+                header.exchangeType == ExchangeType.INFORMATIONAL
+                and sa.authState is not None
+                and sa.authState.session is not None
             )
-        )
+        else:
+            # Once authenticated, IKE_AUTH is over; CREATE_CHILD_SA on an SA being deleted or
+            # rekeyed is answered TEMPORARY_FAILURE by its handler.
+            allowed = (
+                state in _ACCEPTS_REQUESTS and header.exchangeType != ExchangeType.IKE_AUTH
+            )
         if not allowed:
             return self._drop("exchange_not_allowed_in_state", peer)
         if sa.authState is not None and sa.authState.busy:
@@ -456,23 +464,46 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         self.counters.increment("ike_sa_replaced")
         self.removeSa(old, f"replaced by a new IKE SA from {new.peer[0]}:{new.peer[1]}")
 
-    def deleteChildSa(self, child) -> None:
+    def deleteChildSa(self, child, makeBeforeBreak: bool = False) -> None:
         """
-        Stop using a CHILD SA at once and tell the peer with an INFORMATIONAL Delete carrying our
-        inbound SPI (RFC 7296 section 1.4.1).
+        Stop using a CHILD SA and tell the peer with an INFORMATIONAL Delete carrying our
+        inbound SPI (RFC 7296 section 1.4.1). At once, or, with C{makeBeforeBreak} (the old SA
+        of a rekey), once the peer has answered: until it has read the Delete it may still send
+        on the old SA, and those packets must not be lost.
         """
-        self.sad.remove(child)
         sa = self.sas.get(child.ikeSpi)
         if sa is None or child not in sa.children:
+            self.sad.remove(child)
             return
-        sa.children.remove(child)
+        if not makeBeforeBreak or sa.state is not IKEState.ESTABLISHED:
+            self.forgetChild(sa, child)
         if sa.state is IKEState.ESTABLISHED:
             self.sendRequest(
                 sa,
                 ExchangeType.INFORMATIONAL,
                 [DeletePayload(ProtocolId.ESP, (child.inboundSpi,))],
-                lambda *answer: None,
+                lambda *answer: self._childDeleted(child),
             )
+
+    def _childDeleted(self, child) -> None:
+        sa = self.sas.get(child.ikeSpi)
+        if sa is not None and child in sa.children:
+            self.forgetChild(sa, child)
+        else:
+            self.sad.remove(child)
+
+    def forgetChild(self, sa: IKESA, child) -> None:
+        """
+        Take C{child} out of C{sa} and the SAD. If it was rekeyed by the peer, the CHILD SA that
+        replaced it starts carrying our outbound traffic now.
+        """
+        if child in sa.children:
+            sa.children.remove(child)
+        self.sad.remove(child)
+        successor = child.replacedBy
+        if successor is not None and successor.predecessor is child:
+            successor.predecessor = None
+            self.sad.activateOutbound(successor)
 
     def removeSa(self, sa: IKESA, reason: str) -> None:
         """
@@ -484,6 +515,11 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         sa.state = IKEState.DEAD
         self._cancelPending(sa)
         sa.queued = None
+        sa.ikeRekey = None
+        if sa.lingerCall is not None:
+            if sa.lingerCall.active():
+                sa.lingerCall.cancel()
+            sa.lingerCall = None
         if self.sas.get(sa.localSpi) is sa:
             del self.sas[sa.localSpi]
         if not sa.isInitiator:

@@ -806,7 +806,7 @@ class ResponderExchanges:
             TSrPayload(narrowedR),
         ]
 
-    # -- INFORMATIONAL and CREATE_CHILD_SA ----------------------------------------------------
+    # -- INFORMATIONAL ----------------------------------------------------
 
     def handle_INFORMATIONAL(self, sa: IKESA, header: IKEHeader, payloads) -> None:
         if sa.state is IKEState.HALF_OPEN:
@@ -840,17 +840,7 @@ class ResponderExchanges:
                 child = next((c for c in sa.children if c.outboundSpi == spi), None)
                 if child is not None:
                     ours.append(child.inboundSpi)
-                    sa.children.remove(child)
-                    self.sad.remove(child)
+                    self.forgetChild(sa, child)
             if ours:
                 answer.append(DeletePayload(ProtocolId.ESP, tuple(ours)))
         self.respond(sa, ExchangeType.INFORMATIONAL, answer)
-
-    def handle_CREATE_CHILD_SA(self, sa: IKESA, header: IKEHeader, payloads) -> None:
-        # Additional CHILD SAs and rekeying arrive with the SA-lifecycle work; until then the
-        # RFC's answer lets the peer keep its current SAs.
-        self.counters.increment("create_child_sa_refused")
-        self.respond(
-            sa, ExchangeType.CREATE_CHILD_SA, [self.notify(NotifyType.NO_ADDITIONAL_SAS)]
-        )
-

@@ -31,6 +31,9 @@ class IKEState(Enum):
     ESTABLISHED = "ESTABLISHED"
     #: A Delete for the IKE SA was sent; waiting for its answer.
     DELETING = "DELETING"
+    #: Superseded by a rekey (RFC 7296 section 2.18): its CHILD SAs, leases and identity moved to
+    #: the new IKE SA; it lives on only for the Delete that ends it (and answers nothing else).
+    REKEYED = "REKEYED"
     DEAD = "DEAD"
 
 
@@ -81,6 +84,10 @@ class IKESA:
         "context",
         "authState",
         "uniqueKey",
+        "ikeRekey",
+        "rekeyAt",
+        "espSeen",
+        "lingerCall",
     )
 
     def __init__(self, isInitiator: bool, spiI: bytes, spiR: bytes, peer, path, now: float):
@@ -120,6 +127,15 @@ class IKESA:
         self.authState: Any = None
         #: The identity this established responder SA is indexed by (duplicates policy).
         self.uniqueKey: str | None = None
+        #: Our outstanding rekey of this IKE SA (ikehub.ike.createchild.IkeRekey), or None.
+        self.ikeRekey: Any = None
+        #: When the hub rekeys this IKE SA itself (clock seconds), or None for never.
+        self.rekeyAt: float | None = None
+        #: Inbound ESP packets of its CHILD SAs when liveness was last judged: ESP counts as
+        #: hearing from the peer (ikehub.ike.liveness).
+        self.espSeen = 0
+        #: The timer that removes a REKEYED SA whose Delete never comes.
+        self.lingerCall: Any = None
 
     @property
     def localSpi(self) -> bytes:

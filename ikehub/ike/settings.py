@@ -25,3 +25,13 @@ class IKESettings:
     retransmitTries: int = 5
     #: INVALID_IKE_SPI answers to unknown-SPI requests allowed per second (RFC 7296 2.21.4).
     invalidSpiRate: float = 10.0
+    #: Seconds of silence (no IKE message, no ESP packet) after which the hub checks that a peer
+    #: is alive with an empty INFORMATIONAL (dead peer detection); 0 = never.
+    dpdDelay: float = 30.0
+    #: Seconds after which the hub rekeys an IKE SA itself (up to 10% earlier, as jitter);
+    #: 0 = never (peers may still rekey).
+    ikeRekeyTime: float = 14400.0
+    #: Refuse CHILD SA rekeys and additional CHILD SAs without a KE payload (no PFS).
+    requirePfs: bool = False
+    #: Seconds a rekeyed IKE SA waits for its Delete before it is dropped without one.
+    rekeyedLinger: float = 30.0

@@ -37,6 +37,16 @@ def hostRange(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> R
     return (address.version, value, value)
 
 
+def rangesOf(selectors: Iterable[TrafficSelector]) -> list[Range]:
+    """
+    The address ranges of C{selectors} (a CHILD SA's, when its rekey must keep within them).
+    """
+    return [
+        (_family(ts), int.from_bytes(ts.startAddress, "big"), int.from_bytes(ts.endAddress, "big"))
+        for ts in selectors
+    ]
+
+
 def narrow(
     proposed: Sequence[TrafficSelector], allowed: Iterable[Range]
 ) -> tuple[TrafficSelector, ...]:
