@@ -179,7 +179,6 @@ class IKEHubService(MultiService):
         if hard:
             self.log.info(
                 "CHILD SA {spi_in} reached its hard lifetime ({what}); deleting it",
-                spi_in=child.inboundSpi.hex(),
                 what=what,
                 **espSa.counters(),
             )
