@@ -5,9 +5,14 @@ address goes to the new SA), is refused ("keep", unless it says INITIAL_CONTACT)
 beside it ("never", several devices per user).
 """
 
+from ikehub.esp.sad import SAD
+from ikehub.ike.endpoint import IKEEndpoint
 from ikehub.ike.sa import IKEState
+from ikehub.policy.pad import PAD
 from ikehub.wire.constants import NotifyType
-from tests.ikepump import Pair, clientSpec, makePool, padWith
+from tests.ikepump import HUB, Pair, clientSpec, hubSettings, makePool, padWith
+
+SECOND_DEVICE = "192.0.2.12"
 
 
 def pairWith(policy):
@@ -38,16 +43,45 @@ def test_replaceDeletesTheOldSaAndHandsItsAddressOver():
     assert list(pair.hub.byIdentity) == ["alice@example.com"]
 
 
+def connectFromSecondDevice(pair, **spec):
+    """The same identity from another address (another device)."""
+    device = IKEEndpoint(
+        hubSettings(), PAD([]), SAD(), pair.clock, pair.net.sender(SECOND_DEVICE), floatPath=4500
+    )
+    pair.net.attach(SECOND_DEVICE, device)
+    results, failures = [], []
+    device.initiate(clientSpec(requestVirtualIp=True, **spec), (HUB, 500), 500).addCallbacks(
+        results.append, failures.append
+    )
+    pair.net.pump()
+    return results[0] if results else failures[0].value
+
+
 def test_keepRefusesTheNewSaUnlessInitialContact():
     pair = pairWith("keep")
     first = connect(pair)
-    refused = connect(pair)
+    refused = connectFromSecondDevice(pair)
     assert refused.notifyType == NotifyType.AUTHENTICATION_FAILED
     [hubSa] = established(pair)
     assert hubSa.spiI == first.spiI
-    rebooted = connect(pair, initialContact=True)
+    rebooted = connectFromSecondDevice(pair, initialContact=True)
     [hubSa] = established(pair)
     assert hubSa.spiI == rebooted.spiI
+
+
+def test_keepLetsADeviceReauthenticateFromItsAddress():
+    """
+    A new IKE SA from the address of the existing one is the device reauthenticating: it
+    replaces its own SA, with its address, even under "keep".
+    """
+    pair = pairWith("keep")
+    first = connect(pair)
+    [(_, address)] = first.virtualIps
+    again = connect(pair)
+    [hubSa] = established(pair)
+    assert hubSa.spiI == again.spiI
+    assert [a for _, a in again.virtualIps] == [address]
+    assert pair.hub.counters["ike_sa_replaced"] == 1
 
 
 def test_neverKeepsBothEvenWithInitialContact():

@@ -187,3 +187,43 @@ def test_hubRekeysAndChecksASilentClientThenCleansUpAfterIt(workdir):
             assert other.initiate("home").returncode == 0, other.log() + hubProcess.log()
             assert onlyIkeSa(other)["local-vips"] == ["198.51.100.10"]
         assert "Traceback" not in hubProcess.log()
+
+
+def test_clientReauthenticatesMakeBeforeBreak(workdir):
+    """
+    Reauthentication (RFC 7296 section 2.8.3): strongSwan builds a new IKE SA for the same
+    identity, then deletes the old one; the hub hands the identity, and its address, to the new
+    SA, under "keep" too (same address: the same device), and the ping goes on.
+    """
+    requireRealClients()
+    hub = hubConfig(hubExtra="dpd_delay = 0\nike_rekey_time = 0").replace(
+        'pool = "roadwarriors"\n', 'pool = "roadwarriors"\nduplicates = "keep"\n', 1
+    )
+    client = rekeyingClient("0s", "0s", "0s", "aes256gcm16").replace(
+        "        rekey_time = 0s\n", "        reauth_time = 6s\n        over_time = 4s\n", 1
+    )
+    with Topology(clients=1) as net, HubProcess(net.hubNs, workdir / "hub", hub) as hubProcess:
+        device = StrongSwan(
+            net.clientNs[0],
+            workdir / "c1",
+            client,
+            secrets=clientSecrets(),
+            extraCharonConf="    make_before_break = yes\n",
+        )
+        with device:
+            assert device.initiate("home").returncode == 0, device.log() + hubProcess.log()
+            first = onlyIkeSa(device)
+            ping = ContinuousPing(net.clientNs[0], LAN_HOST, 10)
+            try:
+                sent, received, output = ping.result()
+            finally:
+                ping.stop()
+            log = hubProcess.log()
+            assert log.count("(alice@example.com) established") >= 2, log
+            again = onlyIkeSa(device)
+            assert again["initiator-spi"] != first["initiator-spi"]
+            assert again["local-vips"] == first["local-vips"]
+            assert "AUTHENTICATION_FAILED" not in device.log()
+            # Make-before-break from both sides: at most a packet in flight at the switch.
+            assert sent >= 45 and received >= sent - 1, output + log
+            assert "Traceback" not in log
