@@ -38,6 +38,8 @@ def settingsFromConfig(config: HubConfig) -> IKESettings:
         ikeProposals=config.ikeProposals,
         espProposals=config.espProposals,
         cookieThreshold=config.cookieThreshold,
+        cookieThresholdPerSource=config.cookieThresholdPerSource,
+        blockThreshold=config.blockThreshold,
         halfOpenTimeout=config.halfOpenTimeout,
         retransmitTimeout=config.retransmitTimeout,
         retransmitBase=config.retransmitBase,

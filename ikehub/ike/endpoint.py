@@ -95,6 +95,9 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         #: IKE_SA_INIT requests, counts toward the cookie threshold, and expires oldest first
         #: (insertion order is creation order).
         self.halfOpen: dict[tuple, IKESA] = {}
+        #: How many entries of C{halfOpen} each source IP address has, kept as entries come and
+        #: go (never counted by a scan): the per-source cookie and block thresholds.
+        self.halfOpenBySource: dict[str, int] = {}
         #: Established responder SAs by authenticated identity, for the PAD's duplicates
         #: policy and INITIAL_CONTACT.
         self.byIdentity: dict[str, list[IKESA]] = {}
@@ -487,9 +490,7 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         if self.sas.get(sa.localSpi) is sa:
             del self.sas[sa.localSpi]
         if not sa.isInitiator:
-            key = (sa.spiI, sa.context)
-            if self.halfOpen.get(key) is sa:
-                del self.halfOpen[key]
+            self.forgetHalfOpen(sa)
         if sa.uniqueKey is not None:
             same = self.byIdentity.get(sa.uniqueKey)
             if same is not None and sa in same:
@@ -522,6 +523,36 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
             )
         if self._drainWaiters and not self._deleting():
             self.clock.callLater(0, self._drained)
+
+    # -- half-open accounting ---------------------------------------------------------------
+
+    def addHalfOpen(self, sa: IKESA) -> None:
+        """
+        Count a responder SA that answered IKE_SA_INIT until it completes IKE_AUTH or goes:
+        under (SPIi, peer) and toward its source address's tally.
+        """
+        peer = sa.context
+        self.halfOpen[(sa.spiI, peer)] = sa
+        host = peer[0]
+        self.halfOpenBySource[host] = self.halfOpenBySource.get(host, 0) + 1
+
+    def forgetHalfOpen(self, sa: IKESA) -> None:
+        """
+        The SA is no longer half-open (established, failed, expired): take it out of both
+        tallies; a source whose tally reaches zero leaves the map, so it cannot grow with
+        addresses that come and go.
+        """
+        peer = sa.context
+        key = (sa.spiI, peer)
+        if self.halfOpen.get(key) is not sa:
+            return
+        del self.halfOpen[key]
+        host = peer[0]
+        left = self.halfOpenBySource[host] - 1
+        if left:
+            self.halfOpenBySource[host] = left
+        else:
+            del self.halfOpenBySource[host]
 
     def newSpi(self) -> bytes:
         while True:
