@@ -240,6 +240,18 @@ class IKEHubService(MultiService):
             interface=self.packetInterface.name if self.packetInterface else None,
         )
 
+    def _logCounters(self) -> None:
+        """
+        One line with every IKE and datapath counter (cookies sent, drops by reason,
+        INVALID_IKE_SPI answers...), so what a hub saw is on record when it stops.
+        """
+        counts = self.endpoint.counters.snapshot()
+        self.log.info(
+            "IKE counters at stop: {counters}",
+            event="counters",
+            counters=" ".join(f"{name}={counts[name]}" for name in sorted(counts)),
+        )
+
     def stopService(self):
         """
         Delete every IKE SA with the peers before closing the sockets, so that clients learn at
@@ -249,6 +261,7 @@ class IKEHubService(MultiService):
 
         def closeEverything(_):
             self.endpoint.stop()
+            self._logCounters()
             # Every SA is gone, so every lease is released: write them all, then close.
             if self.leaseStore is not None:
                 self.leaseStore.close()
