@@ -489,3 +489,45 @@ class InitiatorCookieTests(SynchronousTestCase):
         self.assertEqual(after.header.spiI, before.header.spiI)
         self.assertEqual(after.payloads[:3], before.payloads[:3])
         self.assertIs(type(after.payloads[2]), NoncePayload)
+
+
+class RestartTests(SynchronousTestCase):
+    """What a peer meets when the hub restarts under it, and while the hub stops."""
+
+    def test_aRestartedHubAnswersTheOldIkeSaWithInvalidIkeSpi(self):
+        """
+        RFC 7296 section 2.21.4: a protected request for an IKE SA the (new) hub never had is
+        answered outside any SA: INVALID_IKE_SPI, the request's SPIs and message ID, response
+        flag, nothing kept.
+        """
+        from ikehub.ike.endpoint import IKEEndpoint
+
+        pair = Pair()
+        [sa], _ = pair.connect()
+        old = pair.hub
+        fresh = IKEEndpoint(old.settings, old.pad, old.sad, pair.clock, pair.net.sender(HUB))
+        pair.net.attach(HUB, fresh)
+        dpd = sa.seal(ExchangeType.INFORMATIONAL, sa.nextRequestId, [], response=False)
+        pair.net.inFlight.clear()
+        pair.net.inject(HUB, dpd, (CLIENT, 4500), 4500)
+        [(_, _, _, answer)] = pair.net.inFlight
+        message = Message.fromBytes(answer)
+        self.assertEqual((message.header.spiI, message.header.spiR), (sa.spiI, sa.spiR))
+        self.assertTrue(message.header.isResponse)
+        self.assertEqual(message.header.messageId, sa.nextRequestId)
+        [notify] = message.payloads
+        self.assertEqual(notify.notifyType, NotifyType.INVALID_IKE_SPI)
+        self.assertEqual(fresh.counters["sent_invalid_ike_spi"], 1)
+        self.assertEqual(fresh.sas, {})
+
+    def test_aStoppingHubTakesNoNewIkeSas(self):
+        """
+        Once shutdown has begun, IKE_SA_INIT is dropped (counted) instead of answered: a
+        client told of the Delete retransmits it until the restarted hub hears it.
+        """
+        h = Hub()
+        h.hub.shutdown()
+        self.assertEqual(h.send(h.request()), [])
+        self.assertEqual(h.hub.counters["drop_shutting_down"], 1)
+        self.assertEqual(h.hub.sas, {})
+        self.assertEqual(h.hub.halfOpenBySource, {})

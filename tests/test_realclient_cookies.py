@@ -8,7 +8,6 @@ Judged from strongSwan's log and `swanctl --list-sas`, a ping through the tunnel
 counters the hub logs when it stops.
 """
 
-import re
 import socket
 
 import pytest
@@ -23,7 +22,7 @@ from ikehub.wire.payloads import NotifyPayload, SAPayload
 from tests.harness import HubProcess, StrongSwan, Topology, requireRealClients
 from tests.harness.netns import insideNamespace
 from tests.ikepump import clientSpec, hubSettings
-from tests.realclient import clientConfig, clientSecrets, hubConfig, onlyIkeSa
+from tests.realclient import clientConfig, clientSecrets, hubConfig, hubCounters, onlyIkeSa
 
 HUB = ("192.0.2.1", 500)
 
@@ -86,13 +85,6 @@ class InitFlood:
         for sa in list(self.endpoint.sas.values()):
             self.endpoint.removeSa(sa, "only the half-open SA on the hub was wanted")
         return answers
-
-
-def hubCounters(hub: HubProcess) -> dict[str, int]:
-    """The counters the hub logged when it stopped (call after hub.stop())."""
-    match = re.search(r"IKE counters at stop: (.*)", hub.log())
-    assert match, hub.log()
-    return {k: int(v) for k, v in (item.split("=") for item in match.group(1).split())}
 
 
 def connectAndPing(net, client, hub) -> None:

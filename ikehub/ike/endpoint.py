@@ -107,6 +107,8 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         self._dropLog = RateLimiter(clock, 2.0, 10.0)
         self._sweepCall = None
         self._drainWaiters: list[Deferred] = []
+        #: Set by L{shutdown}: new IKE SAs are no longer accepted.
+        self.shuttingDown = False
         # One Logger for this endpoint: the class attribute builds a new one on every access.
         self.log = Logger(f"{type(self).__module__}.{type(self).__name__}", self)
         self.prepareResponder()
@@ -141,7 +143,13 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         """
         Delete every established IKE SA with an INFORMATIONAL Delete, as a peer would expect on a
         clean stop; fires when all are answered or after C{timeout} seconds.
+
+        From now on IKE_SA_INIT requests are dropped unanswered: a peer told of the Delete
+        often comes straight back (strongSwan's close_action), and an IKE SA begun with a hub
+        about to exit would only make it wait for the IKE_AUTH answer that never comes, where
+        an unanswered IKE_SA_INIT is retransmitted until the restarted hub hears it.
         """
+        self.shuttingDown = True
         for sa in list(self.sas.values()):
             if sa.state is IKEState.ESTABLISHED:
                 self.deleteIkeSa(sa)
@@ -218,6 +226,8 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         if header.exchangeType == ExchangeType.IKE_SA_INIT:
             if not fromInitiator or header.spiR != ZERO_SPI or header.messageId != 0:
                 return self._drop("bad_ike_sa_init_header", peer)
+            if self.shuttingDown:
+                return self._drop("shutting_down", peer)
             return self.receiveInitRequest(data, header, peer, path)
 
         sa = self.sas.get(ourSpi)
