@@ -157,6 +157,7 @@ class IKEHubService(MultiService):
             self.endpoint.counters,
         )
         self.datapath.lifetimeReached = self._lifetimeReached
+        self.datapath.unknownSpi = self.endpoint.espUnknownSpi
         for protocol in self.protocols:
             protocol.esp = self.datapath.espReceived
         self.packetInterface.startReading()

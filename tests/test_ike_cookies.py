@@ -531,3 +531,92 @@ class RestartTests(SynchronousTestCase):
         self.assertEqual(h.hub.counters["drop_shutting_down"], 1)
         self.assertEqual(h.hub.sas, {})
         self.assertEqual(h.hub.halfOpenBySource, {})
+
+
+class InvalidSpiTests(SynchronousTestCase):
+    """
+    RFC 7296 section 1.5: ESP for an SPI we do not have, from the address of a peer with an
+    established IKE SA, is answered with INVALID_SPI in an INFORMATIONAL request on that SA.
+    """
+
+    SPI = b"\xde\xad\xbe\xef"
+
+    def setUp(self):
+        self.pair = Pair()
+        [self.clientSa], _ = self.pair.connect()
+        self.hub = self.pair.hub
+        [self.hubSa] = self.hub.sas.values()
+        self.pair.net.log.clear()
+
+    def notifiesSent(self):
+        """The notifies of every INFORMATIONAL request the hub sent, decrypted by the client."""
+        found = []
+        for source, _, _, datagram in self.pair.net.log:
+            header = IKEHeader.fromBytes(datagram)
+            if source != HUB or header.exchangeType != ExchangeType.INFORMATIONAL:
+                continue
+            if header.isResponse:
+                continue
+            message = Message.fromBytes(datagram, header)
+            found.append(list(self.clientSa.skIn.unprotect(datagram, message)))
+        return found
+
+    def test_theIkeSaFromThatAddressCarriesInvalidSpi(self):
+        self.hub.espUnknownSpi(self.SPI, self.hubSa.peer)
+        self.pair.net.pump()
+        [[notify]] = self.notifiesSent()
+        self.assertEqual(notify.notifyType, NotifyType.INVALID_SPI)
+        self.assertEqual((notify.protocolId, notify.spi, notify.data), (0, b"", self.SPI))
+        self.assertEqual(self.hub.counters["sent_invalid_spi"], 1)
+        # The peer answered, the IKE SA stands and has nothing outstanding.
+        self.assertIsNone(self.hubSa.pending)
+        self.assertIs(self.hubSa.state, IKEState.ESTABLISHED)
+
+    def test_oncePerIntervalPerIkeSa(self):
+        from ikehub.ike.endpoint import INVALID_SPI_INTERVAL
+
+        for _ in range(5):
+            self.hub.espUnknownSpi(self.SPI, self.hubSa.peer)
+            self.pair.net.pump()
+        self.assertEqual(len(self.notifiesSent()), 1)
+        self.assertEqual(self.hub.counters["invalid_spi_rate_limited"], 4)
+        self.pair.clock.advance(INVALID_SPI_INTERVAL)
+        self.hub.espUnknownSpi(self.SPI, self.hubSa.peer)
+        self.pair.net.pump()
+        self.assertEqual(len(self.notifiesSent()), 2)
+
+    def test_otherAddressesAndPortsGetNothing(self):
+        """
+        No IKE SA with that (address, port), no notify: behind one NAT address, another
+        port is another peer.
+        """
+        host, port = self.hubSa.peer
+        for peer in ((host, port + 1), (OTHER, port)):
+            self.hub.espUnknownSpi(self.SPI, peer)
+        self.assertEqual(self.notifiesSent(), [])
+        self.assertEqual(self.hub.counters["sent_invalid_spi"], 0)
+
+    def test_notBehindAnOutstandingRequest(self):
+        """While a request of ours is outstanding (a Delete, say), nothing is queued."""
+        self.pair.net.dropIf = lambda host, peer, d: host == HUB
+        self.hub.espUnknownSpi(self.SPI, self.hubSa.peer)
+        self.pair.clock.advance(100)  # past the interval; the first request still waits
+        self.hub.espUnknownSpi(self.SPI, self.hubSa.peer)
+        self.assertEqual(self.hub.counters["sent_invalid_spi"], 1)
+        self.assertIsNone(self.hubSa.queued)
+
+    def test_theIndexFollowsTheSa(self):
+        """A NAT mapping that moves takes the index along; a removed SA leaves it."""
+        old = self.hubSa.peer
+        self.assertIs(self.hub.byPeer[old], self.hubSa)
+        self.hub.movePeer(self.hubSa, (OTHER, 40000), 4500)
+        self.assertEqual(self.hub.byPeer, {(OTHER, 40000): self.hubSa})
+        self.hub.removeSa(self.hubSa, "test")
+        self.assertEqual(self.hub.byPeer, {})
+        self.hub.espUnknownSpi(self.SPI, (OTHER, 40000))
+        self.assertEqual(self.hub.counters["sent_invalid_spi"], 0)
+
+    def test_aHalfOpenSaIsNotIndexed(self):
+        h = Hub()
+        h.open(OTHER)
+        self.assertEqual(h.hub.byPeer, {})

@@ -8,6 +8,9 @@ live in `lease_db`, everything else is forgotten. The client notices through dea
 INVALID_IKE_SPI), re-establishes with INITIAL_CONTACT, gets the same virtual IP back from the
 lease store, and the ping works again. Short DPD and retransmission settings on the client keep
 each case to a few seconds.
+
+Also here: ESP for an SPI the hub does not have, from a peer it has an IKE SA with, is reported
+to that peer with INVALID_SPI (RFC 7296 section 1.5).
 """
 
 import os
@@ -144,3 +147,71 @@ def test_clientComesBackWithItsAddressAfterAHubRestart(workdir, how):
         # and restarts only when its DPD retransmissions run out.
         assert "received unencrypted informational" in log, log
         assert "giving up after 2 retransmits" in log, log
+
+
+def spoofedEsp(ns: str, source: tuple[str, int], destination: tuple[str, int], spi: bytes):
+    """
+    Send one ESP-in-UDP datagram with SPI C{spi} from C{source} (the client's own IKE address
+    and NAT-T port, which its charon holds, hence a raw socket) inside namespace C{ns}.
+    """
+    import socket
+    import struct
+
+    from tests.harness.netns import insideNamespace
+
+    payload = spi + struct.pack("!I", 1) + os.urandom(40)
+    udp = struct.pack("!HHHH", source[1], destination[1], 8 + len(payload), 0) + payload
+    ip = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(udp),
+        0,
+        0x4000,
+        64,
+        socket.IPPROTO_UDP,
+        0,  # the kernel fills in the checksum
+        socket.inet_aton(source[0]),
+        socket.inet_aton(destination[0]),
+    )
+    with insideNamespace(ns):
+        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    try:
+        raw.sendto(ip + udp, (destination[0], 0))
+    finally:
+        raw.close()
+
+
+def test_espForAnUnknownSpiIsReportedOnTheIkeSa(workdir):
+    """
+    ESP from the client's address and port for an SPI the hub has no CHILD SA for: the hub
+    tells the client with INVALID_SPI in an INFORMATIONAL on their IKE SA (RFC 7296 section
+    1.5). strongSwan 5.9.8 answers it like a liveness check and changes nothing: its IKE SA
+    and CHILD SA stay up and keep carrying traffic.
+    """
+    requireRealClients()
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", hubConfig()) as hub,
+        StrongSwan(
+            net.clientNs[0], workdir / "c1", clientConfig(), secrets=clientSecrets()
+        ) as client,
+    ):
+        assert client.initiate("home").returncode == 0, client.log()
+        [vip] = onlyIkeSa(client)["local-vips"]
+        for _ in range(3):
+            spoofedEsp(
+                net.clientNs[0], ("192.0.2.11", 4500), ("192.0.2.1", 4500), b"\x0b\xad\x51\x11"
+            )
+        assert waitFor(lambda: "parsed INFORMATIONAL request 0 [ N(INVAL_SPI) ]" in client.log()), (
+            client.log() + hub.log()
+        )
+        assert waitFor(lambda: "generating INFORMATIONAL response 0 [ ]" in client.log())
+        sa = onlyIkeSa(client)
+        assert sa["state"] == "ESTABLISHED" and sa["child-sas"], sa
+        assert pingThroughTunnel(net, vip), client.log()
+        hub.stop()
+        counters = hubCounters(hub)
+    assert counters["esp_unknown_spi"] == 3, counters
+    assert counters["sent_invalid_spi"] == 1, counters
+    assert counters["invalid_spi_rate_limited"] == 2, counters

@@ -47,6 +47,8 @@ Path = Hashable
 SendFunction = Callable[[bytes, tuple[str, int], Path], None]
 
 _EXCHANGE_NAMES = {int(e): e.name for e in ExchangeType}
+#: Seconds between two INVALID_SPI notifies to one peer.
+INVALID_SPI_INTERVAL = 10.0
 _INITIATOR = int(HeaderFlag.INITIATOR)
 _RESPONSE = int(HeaderFlag.RESPONSE)
 
@@ -101,9 +103,14 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         #: Established responder SAs by authenticated identity, for the PAD's duplicates
         #: policy and INITIAL_CONTACT.
         self.byIdentity: dict[str, list[IKESA]] = {}
+        #: Established IKE SAs by the peer's current (host, port): which IKE SA to tell when
+        #: ESP arrives from there for a CHILD SA we do not have (RFC 7296 section 1.5). The
+        #: port matters: many peers may share one address behind a NAT.
+        self.byPeer: dict[tuple[str, int], IKESA] = {}
         self.counters = Counters()
         self.cookies = CookieJar(clock)
         self._invalidSpiAnswers = RateLimiter(clock, settings.invalidSpiRate)
+        self._invalidSpiNotifies = RateLimiter(clock, settings.invalidSpiRate)
         self._dropLog = RateLimiter(clock, 2.0, 10.0)
         self._sweepCall = None
         self._drainWaiters: list[Deferred] = []
@@ -304,6 +311,9 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
             self.movePeer(sa, peer, path)
 
     def movePeer(self, sa: IKESA, peer, path) -> None:
+        if self.byPeer.get(sa.peer) is sa:
+            del self.byPeer[sa.peer]
+            self.byPeer[peer] = sa
         sa.peer, sa.path = peer, path
         for child in sa.children:
             child.peer, child.path = peer, path
@@ -499,6 +509,8 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         sa.queued = None
         if self.sas.get(sa.localSpi) is sa:
             del self.sas[sa.localSpi]
+        if self.byPeer.get(sa.peer) is sa:
+            del self.byPeer[sa.peer]
         if not sa.isInitiator:
             self.forgetHalfOpen(sa)
         if sa.uniqueKey is not None:
@@ -533,6 +545,44 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
             )
         if self._drainWaiters and not self._deleting():
             self.clock.callLater(0, self._drained)
+
+    # -- ESP for SPIs we do not have ---------------------------------------------------------
+
+    def indexPeer(self, sa: IKESA) -> None:
+        """The SA is established: ESP from its peer's address can be answered on it."""
+        self.byPeer[sa.peer] = sa
+
+    def espUnknownSpi(self, spi: bytes, peer: tuple[str, int]) -> None:
+        """
+        ESP arrived from C{peer} for an SPI no CHILD SA of ours has (the datapath counted it).
+        If we have an IKE SA with that address and port, tell the peer with an INVALID_SPI
+        notify in an INFORMATIONAL request (RFC 7296 section 1.5; the notify carries no SPI
+        field, the SPI is its data): at most once per INVALID_SPI_INTERVAL per IKE SA and
+        C{invalidSpiRate} per second overall, never behind another outstanding request, since
+        anyone can send ESP with a peer's address.
+
+        A peer that restarted has no IKE SA with us, and one whose IKE SA we lost (our
+        restart) is unknown here: both are left to the peer's own liveness checks.
+        """
+        sa = self.byPeer.get(peer)
+        if sa is None or sa.state is not IKEState.ESTABLISHED:
+            return
+        now = self.clock.seconds()
+        if (
+            sa.pending is not None
+            or now - sa.invalidSpiAt < INVALID_SPI_INTERVAL
+            or not self._invalidSpiNotifies.allow()
+        ):
+            self.counters.increment("invalid_spi_rate_limited")
+            return
+        sa.invalidSpiAt = now
+        self.counters.increment("sent_invalid_spi")
+        self.sendRequest(
+            sa,
+            ExchangeType.INFORMATIONAL,
+            [self.notify(NotifyType.INVALID_SPI, spi)],
+            lambda *answer: None,
+        )
 
     # -- half-open accounting ---------------------------------------------------------------
 

@@ -555,6 +555,7 @@ class InitiatorExchanges:
         """The responder is authenticated: install the first CHILD SA and report the IKE SA."""
         sa.peerIdentity = identity
         sa.state = IKEState.ESTABLISHED
+        self.indexPeer(sa)
         sa.initRequest = sa.initResponse = b""
 
         cp = next((p for p in payloads if type(p) is CPPayload), None)

@@ -668,6 +668,7 @@ class ResponderExchanges:
             )
 
         sa.state = IKEState.ESTABLISHED
+        self.indexPeer(sa)
         sa.authState = None
         sa.uniqueKey = uniqueKey
         self.byIdentity.setdefault(uniqueKey, []).append(sa)

@@ -81,6 +81,7 @@ class IKESA:
         "context",
         "authState",
         "uniqueKey",
+        "invalidSpiAt",
     )
 
     def __init__(self, isInitiator: bool, spiI: bytes, spiR: bytes, peer, path, now: float):
@@ -120,6 +121,8 @@ class IKESA:
         self.authState: Any = None
         #: The identity this established responder SA is indexed by (duplicates policy).
         self.uniqueKey: str | None = None
+        #: When we last told the peer of ESP for an SPI we do not have (INVALID_SPI).
+        self.invalidSpiAt = float("-inf")
 
     @property
     def localSpi(self) -> bytes:
