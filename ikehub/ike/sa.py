@@ -17,6 +17,7 @@ from ikehub.wire.constants import HeaderFlag
 from ikehub.wire.header import IKEHeader
 
 ZERO_SPI = b"\x00" * 8
+_NEVER = float("-inf")
 _INITIATOR = int(HeaderFlag.INITIATOR)
 _RESPONSE = int(HeaderFlag.RESPONSE)
 
@@ -122,7 +123,7 @@ class IKESA:
         #: The identity this established responder SA is indexed by (duplicates policy).
         self.uniqueKey: str | None = None
         #: When we last told the peer of ESP for an SPI we do not have (INVALID_SPI).
-        self.invalidSpiAt = float("-inf")
+        self.invalidSpiAt = _NEVER
 
     @property
     def localSpi(self) -> bytes:
