@@ -49,6 +49,9 @@ natt_port = {nattPort}
 ike_proposals = ["{ike}"]
 esp_proposals = ["{esp}"]
 cookie_threshold = 100000
+# Every initiator process sends from 127.0.0.1: one source with a full window in flight.
+cookie_threshold_per_source = 100000
+block_threshold = 100001
 
 {credentials}
 [[peers]]
@@ -292,7 +295,11 @@ def runInMemory(args) -> None:
     pool = AddressPool.fromString("bench", "10.0.0.0/16", (ipaddress.ip_address("192.0.2.53"),))
     pair = Pair(
         settings=hubSettings(
-            ikeProposals=ikeProposals, espProposals=espProposals, cookieThreshold=10**9
+            ikeProposals=ikeProposals,
+            espProposals=espProposals,
+            cookieThreshold=10**9,
+            cookieThresholdPerSource=10**9,
+            blockThreshold=10**9 + 1,
         ),
         pad=padWith(pool),
         pool=pool,

@@ -78,6 +78,8 @@ _HUB_KEYS = (
     "ike_proposals",
     "esp_proposals",
     "cookie_threshold",
+    "cookie_threshold_per_source",
+    "block_threshold",
     "half_open_timeout",
     "retransmit_timeout",
     "retransmit_base",
@@ -237,6 +239,10 @@ class HubConfig:
     dpdDelay: float = 30.0
     #: Seconds after which the hub rekeys an IKE SA itself; 0 = never.
     ikeRekeyTime: float = 14400.0
+    #: Half-open IKE SAs from one address beyond which it must return cookies.
+    cookieThresholdPerSource: int = 10
+    #: Half-open IKE SAs from one address beyond which its IKE_SA_INIT requests are dropped.
+    blockThreshold: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -626,6 +632,7 @@ class _Validator:
             table, "esp_proposals", ProtocolId.ESP, DEFAULT_ESP_PROPOSALS
         )
         values["cookieThreshold"] = self.integer(table, "cookie_threshold", where, 1000, 0)
+        values.update(self.sourceThresholds(table))
         values["halfOpenTimeout"] = self.number(
             table, "half_open_timeout", where, 30, 0, inclusive=False
         )
@@ -646,6 +653,24 @@ class _Validator:
         if any(value is INVALID for value in values.values()):
             return None
         return values
+
+    def sourceThresholds(self, table: dict) -> dict[str, Any]:
+        """
+        The per-source limits on half-open IKE SAs: cookies first, then blocking. A source
+        must be asked for cookies before it is blocked, or a client behind a busy NAT would be
+        dropped where a cookie round trip would have let it in.
+        """
+        perSource = self.integer(table, "cookie_threshold_per_source", "hub", 10, 0)
+        block = self.integer(table, "block_threshold", "hub", 100, 1)
+        if perSource is not INVALID and block is not INVALID and block <= perSource:
+            self.problem(
+                "hub.block_threshold",
+                f"{block} is not above hub.cookie_threshold_per_source ({perSource}); an "
+                "address must be asked for cookies before it is blocked: raise block_threshold "
+                "or lower cookie_threshold_per_source",
+            )
+            block = INVALID
+        return {"cookieThresholdPerSource": perSource, "blockThreshold": block}
 
     # -- certificates, CAs and users --------------------------------------------------------
 

@@ -38,6 +38,8 @@ def settingsFromConfig(config: HubConfig) -> IKESettings:
         ikeProposals=config.ikeProposals,
         espProposals=config.espProposals,
         cookieThreshold=config.cookieThreshold,
+        cookieThresholdPerSource=config.cookieThresholdPerSource,
+        blockThreshold=config.blockThreshold,
         halfOpenTimeout=config.halfOpenTimeout,
         retransmitTimeout=config.retransmitTimeout,
         retransmitBase=config.retransmitBase,
@@ -158,6 +160,7 @@ class IKEHubService(MultiService):
             self.endpoint.counters,
         )
         self.datapath.lifetimeReached = self._lifetimeReached
+        self.datapath.unknownSpi = self.endpoint.espUnknownSpi
         for protocol in self.protocols:
             protocol.esp = self.datapath.espReceived
         self.packetInterface.startReading()
@@ -241,6 +244,18 @@ class IKEHubService(MultiService):
             interface=self.packetInterface.name if self.packetInterface else None,
         )
 
+    def _logCounters(self) -> None:
+        """
+        One line with every IKE and datapath counter (cookies sent, drops by reason,
+        INVALID_IKE_SPI answers...), so what a hub saw is on record when it stops.
+        """
+        counts = self.endpoint.counters.snapshot()
+        self.log.info(
+            "IKE counters at stop: {counters}",
+            event="counters",
+            counters=" ".join(f"{name}={counts[name]}" for name in sorted(counts)),
+        )
+
     def stopService(self):
         """
         Delete every IKE SA with the peers before closing the sockets, so that clients learn at
@@ -250,6 +265,7 @@ class IKEHubService(MultiService):
 
         def closeEverything(_):
             self.endpoint.stop()
+            self._logCounters()
             # Every SA is gone, so every lease is released: write them all, then close.
             if self.leaseStore is not None:
                 self.leaseStore.close()

@@ -113,6 +113,18 @@ def waitFor(predicate, timeout=10.0, interval=0.1):
     return value
 
 
+def hubCounters(hub) -> dict[str, int]:
+    """
+    The counters a L{HubProcess} logged when it stopped (its "IKE counters at stop" line; call
+    after C{hub.stop()}); a counter never incremented is absent.
+    """
+    import re
+
+    match = re.search(r"IKE counters at stop: (.*)", hub.log())
+    assert match, hub.log()
+    return {k: int(v) for k, v in (item.split("=") for item in match.group(1).split())}
+
+
 def pki(*args: str, stdin: bytes | None = None) -> bytes:
     """Run strongSwan's pki (the tool a strongSwan administrator makes certificates with)."""
     import subprocess

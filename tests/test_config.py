@@ -139,6 +139,7 @@ def test_minimalConfigGetsDefaults(tmp_path):
         parseProposal(p, ProtocolId.ESP) for p in DEFAULT_ESP_PROPOSALS
     )
     assert config.cookieThreshold == 1000
+    assert (config.cookieThresholdPerSource, config.blockThreshold) == (10, 100)
     assert config.halfOpenTimeout == 30.0
     assert (config.retransmitTimeout, config.retransmitBase, config.retransmitTries) == (
         2.0,
@@ -175,6 +176,8 @@ def test_fullConfig(tmp_path):
         ike_proposals = ["aes256gcm16-prfsha384-x25519"]
         esp_proposals = ["aes256gcm16"]
         cookie_threshold = 0
+        cookie_threshold_per_source = 0
+        block_threshold = 1
         half_open_timeout = 10
         retransmit_timeout = 0.5
         retransmit_base = 1
@@ -218,6 +221,7 @@ def test_fullConfig(tmp_path):
     assert config.ikeProposals == (parseProposal("aes256gcm16-prfsha384-x25519", ProtocolId.IKE),)
     assert config.espProposals == (parseProposal("aes256gcm16", ProtocolId.ESP),)
     assert config.cookieThreshold == 0
+    assert (config.cookieThresholdPerSource, config.blockThreshold) == (0, 1)
     assert config.halfOpenTimeout == 10.0 and isinstance(config.halfOpenTimeout, float)
     assert (config.retransmitTimeout, config.retransmitBase, config.retransmitTries) == (
         0.5,
@@ -385,6 +389,12 @@ def hubWith(line):
         ("port = 500.0", "hub.port", "expected a whole number"),
         ("natt_port = false", "hub.natt_port", "expected a whole number"),
         ("cookie_threshold = true", "hub.cookie_threshold", "expected a whole number"),
+        (
+            'cookie_threshold_per_source = "10"',
+            "hub.cookie_threshold_per_source",
+            "expected a whole number",
+        ),
+        ("block_threshold = 1.5", "hub.block_threshold", "expected a whole number"),
         ("retransmit_tries = 1.5", "hub.retransmit_tries", "expected a whole number"),
         ("half_open_timeout = true", "hub.half_open_timeout", "expected a number"),
         ('retransmit_timeout = "2"', "hub.retransmit_timeout", "expected a number"),
@@ -500,6 +510,26 @@ def test_portsOutOfRange(tmp_path, line, key):
     assert f": {key}: " in message and "1..65535" in message
 
 
+@pytest.mark.parametrize(
+    "lines",
+    [
+        "block_threshold = 10",
+        "block_threshold = 5",
+        "cookie_threshold_per_source = 200",
+        "cookie_threshold_per_source = 50\nblock_threshold = 50",
+    ],
+)
+def test_blockThresholdMustBeAboveTheCookieThreshold(tmp_path, lines):
+    """
+    An address is asked for cookies before it is blocked: a block threshold at or below the
+    per-source cookie threshold (given or by default) is refused, naming both keys.
+    """
+    message = problems(tmp_path, hubWith(lines))
+    assert ": hub.block_threshold: " in message
+    assert "is not above hub.cookie_threshold_per_source" in message
+    assert "raise block_threshold or lower cookie_threshold_per_source" in message
+
+
 def test_portEqualToNattPort(tmp_path):
     """IKE and NAT-T need different ports."""
     message = problems(tmp_path, hubWith("port = 4500"))
@@ -510,6 +540,8 @@ def test_portEqualToNattPort(tmp_path):
     "line, key",
     [
         ("cookie_threshold = -1", "hub.cookie_threshold"),
+        ("cookie_threshold_per_source = -1", "hub.cookie_threshold_per_source"),
+        ("block_threshold = 0", "hub.block_threshold"),
         ("half_open_timeout = 0", "hub.half_open_timeout"),
         ("retransmit_timeout = -2.0", "hub.retransmit_timeout"),
         ("retransmit_base = 0.9", "hub.retransmit_base"),

@@ -199,6 +199,18 @@ class AdversarialTests(DatapathScenario):
             self.hubPath.espReceived(garbage, (CLIENT, 4500), None)
         self.assertEqual(self.hubCounters["esp_unknown_spi"], 3)
 
+    def test_unknownSpiIsReportedToTheIkeSide(self):
+        """
+        ESP for an SPI no CHILD SA has is handed (SPI, peer) to C{unknownSpi} after being
+        counted; a datagram too short to be ESP is only counted.
+        """
+        reported = []
+        self.hubPath.unknownSpi = lambda spi, peer: reported.append((spi, peer))
+        self.hubPath.espReceived(b"\xde\xad\xbe\xef" + bytes(40), (CLIENT, 4500), None)
+        self.hubPath.espReceived(b"\x00\x00\x01\x00", (CLIENT, 4500), None)
+        self.assertEqual(reported, [(b"\xde\xad\xbe\xef", (CLIENT, 4500))])
+        self.assertEqual(self.hubCounters["esp_unknown_spi"], 2)
+
     def test_truncatedEspIsMalformed(self):
         esp = self.captured()
         self.wire.inFlight.clear()

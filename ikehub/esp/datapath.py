@@ -70,6 +70,9 @@ class ESPDatapath:
         #: Called as C{lifetimeReached(espSa, hard: bool, what: str)}: the IKE side rekeys on a
         #: soft limit and deletes the CHILD SA on a hard one.
         self.lifetimeReached = None
+        #: Called as C{unknownSpi(spi, peer)} for ESP whose SPI no CHILD SA has (after counting
+        #: it): the IKE side may tell the peer (RFC 7296 section 1.5).
+        self.unknownSpi = None
         self._deadlines: list = []
         self._tiebreak = itertools.count()
         self._timer = None
@@ -89,6 +92,8 @@ class ESPDatapath:
         sa = self.bySpi.get(data[:4])
         if sa is None:
             self.counters.increment("esp_unknown_spi")
+            if self.unknownSpi is not None and len(data) >= 8:
+                self.unknownSpi(data[:4], peer)
             return
         try:
             _, nextHeader, inner = sa.decryptor.open(data)

@@ -425,6 +425,7 @@ class CreateChildExchanges:
             if same is not None and old in same:
                 same[same.index(old)] = new
             new.uniqueKey, old.uniqueKey = key, None
+        self.indexPeer(new)
         old.state = IKEState.REKEYED
         old.rekeyAt = None
         old.lingerCall = self.clock.callLater(

@@ -51,6 +51,8 @@ SendFunction = Callable[[bytes, tuple[str, int], Path], None]
 _EXCHANGE_NAMES = {int(e): e.name for e in ExchangeType}
 #: States in which an authenticated IKE SA still answers its peer's requests.
 _ACCEPTS_REQUESTS = frozenset({IKEState.ESTABLISHED, IKEState.DELETING, IKEState.REKEYED})
+#: Seconds between two INVALID_SPI notifies to one peer.
+INVALID_SPI_INTERVAL = 10.0
 _INITIATOR = int(HeaderFlag.INITIATOR)
 _RESPONSE = int(HeaderFlag.RESPONSE)
 
@@ -99,15 +101,25 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
         #: IKE_SA_INIT requests, counts toward the cookie threshold, and expires oldest first
         #: (insertion order is creation order).
         self.halfOpen: dict[tuple, IKESA] = {}
+        #: How many entries of C{halfOpen} each source IP address has, kept as entries come and
+        #: go (never counted by a scan): the per-source cookie and block thresholds.
+        self.halfOpenBySource: dict[str, int] = {}
         #: Established responder SAs by authenticated identity, for the PAD's duplicates
         #: policy and INITIAL_CONTACT.
         self.byIdentity: dict[str, list[IKESA]] = {}
+        #: Established IKE SAs by the peer's current (host, port): which IKE SA to tell when
+        #: ESP arrives from there for a CHILD SA we do not have (RFC 7296 section 1.5). The
+        #: port matters: many peers may share one address behind a NAT.
+        self.byPeer: dict[tuple[str, int], IKESA] = {}
         self.counters = Counters()
         self.cookies = CookieJar(clock)
         self._invalidSpiAnswers = RateLimiter(clock, settings.invalidSpiRate)
+        self._invalidSpiNotifies = RateLimiter(clock, settings.invalidSpiRate)
         self._dropLog = RateLimiter(clock, 2.0, 10.0)
         self._sweepCall = None
         self._drainWaiters: list[Deferred] = []
+        #: Set by L{shutdown}: new IKE SAs are no longer accepted.
+        self.shuttingDown = False
         # One Logger for this endpoint: the class attribute builds a new one on every access.
         self.log = Logger(f"{type(self).__module__}.{type(self).__name__}", self)
         self.prepareResponder()
@@ -144,7 +156,13 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
         """
         Delete every established IKE SA with an INFORMATIONAL Delete, as a peer would expect on a
         clean stop; fires when all are answered or after C{timeout} seconds.
+
+        From now on IKE_SA_INIT requests are dropped unanswered: a peer told of the Delete
+        often comes straight back (strongSwan's close_action), and an IKE SA begun with a hub
+        about to exit would only make it wait for the IKE_AUTH answer that never comes, where
+        an unanswered IKE_SA_INIT is retransmitted until the restarted hub hears it.
         """
+        self.shuttingDown = True
         for sa in list(self.sas.values()):
             if sa.state is IKEState.ESTABLISHED:
                 self.deleteIkeSa(sa)
@@ -221,6 +239,8 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
         if header.exchangeType == ExchangeType.IKE_SA_INIT:
             if not fromInitiator or header.spiR != ZERO_SPI or header.messageId != 0:
                 return self._drop("bad_ike_sa_init_header", peer)
+            if self.shuttingDown:
+                return self._drop("shutting_down", peer)
             return self.receiveInitRequest(data, header, peer, path)
 
         sa = self.sas.get(ourSpi)
@@ -299,6 +319,9 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
             self.movePeer(sa, peer, path)
 
     def movePeer(self, sa: IKESA, peer, path) -> None:
+        if self.byPeer.get(sa.peer) is sa:
+            del self.byPeer[sa.peer]
+            self.byPeer[peer] = sa
         sa.peer, sa.path = peer, path
         for child in sa.children:
             child.peer, child.path = peer, path
@@ -522,10 +545,10 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
             sa.lingerCall = None
         if self.sas.get(sa.localSpi) is sa:
             del self.sas[sa.localSpi]
+        if self.byPeer.get(sa.peer) is sa:
+            del self.byPeer[sa.peer]
         if not sa.isInitiator:
-            key = (sa.spiI, sa.context)
-            if self.halfOpen.get(key) is sa:
-                del self.halfOpen[key]
+            self.forgetHalfOpen(sa)
         if sa.uniqueKey is not None:
             same = self.byIdentity.get(sa.uniqueKey)
             if same is not None and sa in same:
@@ -558,6 +581,74 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
             )
         if self._drainWaiters and not self._deleting():
             self.clock.callLater(0, self._drained)
+
+    # -- ESP for SPIs we do not have ---------------------------------------------------------
+
+    def indexPeer(self, sa: IKESA) -> None:
+        """The SA is established: ESP from its peer's address can be answered on it."""
+        self.byPeer[sa.peer] = sa
+
+    def espUnknownSpi(self, spi: bytes, peer: tuple[str, int]) -> None:
+        """
+        ESP arrived from C{peer} for an SPI no CHILD SA of ours has (the datapath counted it).
+        If we have an IKE SA with that address and port, tell the peer with an INVALID_SPI
+        notify in an INFORMATIONAL request (RFC 7296 section 1.5; the notify carries no SPI
+        field, the SPI is its data): at most once per INVALID_SPI_INTERVAL per IKE SA and
+        C{invalidSpiRate} per second overall, never behind another outstanding request, since
+        anyone can send ESP with a peer's address.
+
+        A peer that restarted has no IKE SA with us, and one whose IKE SA we lost (our
+        restart) is unknown here: both are left to the peer's own liveness checks.
+        """
+        sa = self.byPeer.get(peer)
+        if sa is None or sa.state is not IKEState.ESTABLISHED:
+            return
+        now = self.clock.seconds()
+        if (
+            sa.pending is not None
+            or now - sa.invalidSpiAt < INVALID_SPI_INTERVAL
+            or not self._invalidSpiNotifies.allow()
+        ):
+            self.counters.increment("invalid_spi_rate_limited")
+            return
+        sa.invalidSpiAt = now
+        self.counters.increment("sent_invalid_spi")
+        self.sendRequest(
+            sa,
+            ExchangeType.INFORMATIONAL,
+            [self.notify(NotifyType.INVALID_SPI, spi)],
+            lambda *answer: None,
+        )
+
+    # -- half-open accounting ---------------------------------------------------------------
+
+    def addHalfOpen(self, sa: IKESA) -> None:
+        """
+        Count a responder SA that answered IKE_SA_INIT until it completes IKE_AUTH or goes:
+        under (SPIi, peer) and toward its source address's tally.
+        """
+        peer = sa.context
+        self.halfOpen[(sa.spiI, peer)] = sa
+        host = peer[0]
+        self.halfOpenBySource[host] = self.halfOpenBySource.get(host, 0) + 1
+
+    def forgetHalfOpen(self, sa: IKESA) -> None:
+        """
+        The SA is no longer half-open (established, failed, expired): take it out of both
+        tallies; a source whose tally reaches zero leaves the map, so it cannot grow with
+        addresses that come and go.
+        """
+        peer = sa.context
+        key = (sa.spiI, peer)
+        if self.halfOpen.get(key) is not sa:
+            return
+        del self.halfOpen[key]
+        host = peer[0]
+        left = self.halfOpenBySource[host] - 1
+        if left:
+            self.halfOpenBySource[host] = left
+        else:
+            del self.halfOpenBySource[host]
 
     def newSpi(self) -> bytes:
         while True:

@@ -29,6 +29,7 @@ from ikehub.crypto.ke import newKeyExchange
 from ikehub.crypto.keys import deriveChildKeys, deriveIkeKeys
 from ikehub.crypto.proposals import ProposalSpec, checkChosenProposal
 from ikehub.ike.child import ChildSA
+from ikehub.ike.cookies import COOKIE_MAX, COOKIE_MIN
 from ikehub.ike.nat import natDetectionNotifies, peerIsBehindNat
 from ikehub.ike.psk import pskAuthData, sessionKeyAuthData, signedOctets, verifyPskAuth
 from ikehub.ike.sa import ZERO_SPI, IKESA, IKEState
@@ -61,6 +62,8 @@ from ikehub.wire.payloads import (
 )
 
 _GROUP = struct.Struct("!H")
+#: COOKIE answers we follow for one IKE SA before giving up on the responder.
+MAX_COOKIE_RETRIES = 3
 _ANY4 = ipaddress.ip_network("0.0.0.0/0")
 #: What a road warrior asks for in IKE_AUTH: an IPv4 address and a DNS server.
 _CP_REQUEST = CPPayload(
@@ -192,6 +195,7 @@ class _Setup:
         "deferred",
         "kex",
         "cookie",
+        "cookieRetries",
         "keRetries",
         "tsi",
         "tsr",
@@ -209,6 +213,7 @@ class _Setup:
         self.deferred = deferred
         self.kex = kex
         self.cookie: bytes | None = None
+        self.cookieRetries = 0
         self.keRetries = 0
         self.tsi = selectorsFromNetworks(spec.localTs)
         self.tsr = selectorsFromNetworks(spec.remoteTs)
@@ -417,7 +422,15 @@ class InitiatorExchanges:
         setup: _Setup = sa.context
         notifies = [p for p in payloads if type(p) is NotifyPayload]
         cookie = next((n for n in notifies if n.notifyType == NotifyType.COOKIE), None)
-        if cookie is not None and setup.cookie is None:
+        if cookie is not None:
+            # RFC 7296 section 2.6: 1..64 octets, echoed unchanged as the first payload. A
+            # responder may refuse our cookie and send a fresh one (its secret rotated); a few
+            # rounds, not forever.
+            if not COOKIE_MIN <= len(cookie.data) <= COOKIE_MAX:
+                return self._fail(sa, "responder sent a COOKIE of a length RFC 7296 forbids")
+            if setup.cookieRetries >= MAX_COOKIE_RETRIES:
+                return self._fail(sa, "responder keeps asking for a cookie")
+            setup.cookieRetries += 1
             setup.cookie = cookie.data
             return self._sendInit(sa)
         invalidKe = next(
@@ -542,6 +555,7 @@ class InitiatorExchanges:
         """The responder is authenticated: install the first CHILD SA and report the IKE SA."""
         sa.peerIdentity = identity
         sa.state = IKEState.ESTABLISHED
+        self.indexPeer(sa)
         sa.initRequest = sa.initResponse = b""
 
         cp = next((p for p in payloads if type(p) is CPPayload), None)

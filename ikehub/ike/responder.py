@@ -165,6 +165,10 @@ class ResponderExchanges:
             else:
                 self._drop("ike_sa_init_for_existing_sa", peer)
             return
+        fromSource = self.halfOpenBySource.get(peer[0], 0)
+        if fromSource >= self.settings.blockThreshold:
+            # Before parsing or any cryptography: this address already holds its share.
+            return self._drop("blocked_source", peer)
         try:
             message = Message.fromBytes(data, header)
         except UnsupportedCriticalPayload as e:
@@ -173,7 +177,7 @@ class ResponderExchanges:
         except ParseError:
             return self._drop("malformed", peer)
         try:
-            self._respondToInit(data, header, message, peer, path)
+            self._respondToInit(data, header, message, peer, path, fromSource)
         except DuplicatePayload:
             self._drop("duplicate_payload", peer)
 
@@ -193,7 +197,9 @@ class ResponderExchanges:
         )
         self.sendPlain(answer, [self.notify(notifyType, data)], peer, path)
 
-    def _respondToInit(self, data, header: IKEHeader, message: Message, peer, path) -> None:
+    def _respondToInit(
+        self, data, header: IKEHeader, message: Message, peer, path, fromSource: int
+    ) -> None:
         payloads = message.payloads
         saPayload = single(payloads, SAPayload)
         kePayload = single(payloads, KEPayload)
@@ -204,15 +210,12 @@ class ResponderExchanges:
         if not NONCE_MIN <= len(nonceI) <= NONCE_MAX:
             return self._initError(header, peer, path, NotifyType.INVALID_SYNTAX)
 
-        if len(self.halfOpen) >= self.settings.cookieThreshold:
-            cookie = payloads[0] if payloads and type(payloads[0]) is NotifyPayload else None
-            if (
-                cookie is None
-                or cookie.notifyType != NotifyType.COOKIE
-                or not self.cookies.check(cookie.data, nonceI, peer[0], header.spiI)
-            ):
-                made = self.cookies.make(nonceI, peer[0], header.spiI)
-                return self._initError(header, peer, path, NotifyType.COOKIE, made)
+        if (
+            len(self.halfOpen) >= self.settings.cookieThreshold
+            or fromSource >= self.settings.cookieThresholdPerSource
+        ) and not self._cookieAccepted(payloads, nonceI, peer, header.spiI):
+            made = self.cookies.make(nonceI, peer[0], header.spiI)
+            return self._initError(header, peer, path, NotifyType.COOKIE, made)
 
         chosen = self._ikeSelector.selectIke(saPayload.proposals)
         if chosen is None:
@@ -268,7 +271,24 @@ class ResponderExchanges:
         sa.initResponse = sa.lastResponse = self.sendPlain(responseHeader, answer, peer, path)
         sa.lastRequestHash = b""
         self.sas[spiR] = sa
-        self.halfOpen[(header.spiI, peer)] = sa
+        self.addHalfOpen(sa)
+
+    def _cookieAccepted(self, payloads, nonceI: bytes, peer, spiI: bytes) -> bool:
+        """
+        Whether the request's first payload is a COOKIE we made for this nonce, address and
+        SPI (RFC 7296 section 2.6: the cookie comes first, everything else unchanged). A
+        cookie anywhere else, for another request, or under an expired secret does not count;
+        the caller answers with a fresh one.
+        """
+        first = payloads[0]
+        if type(first) is not NotifyPayload or first.notifyType != NotifyType.COOKIE:
+            self.counters.increment("cookie_missing")
+            return False
+        if not self.cookies.check(first.data, nonceI, peer[0], spiI):
+            self.counters.increment("cookie_refused")
+            return False
+        self.counters.increment("cookie_accepted")
+        return True
 
     # -- IKE_AUTH ---------------------------------------------------------------------------
 
@@ -652,10 +672,11 @@ class ResponderExchanges:
             )
 
         sa.state = IKEState.ESTABLISHED
+        self.indexPeer(sa)
         sa.authState = None
         sa.uniqueKey = uniqueKey
         self.byIdentity.setdefault(uniqueKey, []).append(sa)
-        self.halfOpen.pop((sa.spiI, sa.context), None)
+        self.forgetHalfOpen(sa)
         self.respond(sa, ExchangeType.IKE_AUTH, answer)
         # Only AUTH needed these; an established SA keeps nothing it will not use again.
         sa.initRequest = sa.initResponse = b""

@@ -17,6 +17,7 @@ from ikehub.wire.constants import HeaderFlag
 from ikehub.wire.header import IKEHeader
 
 ZERO_SPI = b"\x00" * 8
+_NEVER = float("-inf")
 _INITIATOR = int(HeaderFlag.INITIATOR)
 _RESPONSE = int(HeaderFlag.RESPONSE)
 
@@ -88,6 +89,7 @@ class IKESA:
         "rekeyAt",
         "espSeen",
         "lingerCall",
+        "invalidSpiAt",
     )
 
     def __init__(self, isInitiator: bool, spiI: bytes, spiR: bytes, peer, path, now: float):
@@ -136,6 +138,8 @@ class IKESA:
         self.espSeen = 0
         #: The timer that removes a REKEYED SA whose Delete never comes.
         self.lingerCall: Any = None
+        #: When we last told the peer of ESP for an SPI we do not have (INVALID_SPI).
+        self.invalidSpiAt = _NEVER
 
     @property
     def localSpi(self) -> bytes:

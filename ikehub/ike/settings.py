@@ -18,6 +18,12 @@ class IKESettings:
     espProposals: tuple[ProposalSpec, ...]
     #: Half-open IKE SAs beyond which every new IKE_SA_INIT must return a COOKIE (RFC 7296 2.6).
     cookieThreshold: int = 1000
+    #: Half-open IKE SAs from one IP address beyond which IKE_SA_INIT from that address must
+    #: return a COOKIE, however few are half-open overall (strongSwan: cookie_threshold_ip).
+    cookieThresholdPerSource: int = 10
+    #: Half-open IKE SAs from one IP address beyond which IKE_SA_INIT from that address is
+    #: dropped unanswered, cookie or not (strongSwan: block_threshold).
+    blockThreshold: int = 100
     #: Seconds a responder keeps an IKE SA that has not completed IKE_AUTH.
     halfOpenTimeout: float = 30.0
     retransmitTimeout: float = 2.0
