@@ -81,6 +81,7 @@ class IKESA:
         "context",
         "authState",
         "uniqueKey",
+        "configReply",
     )
 
     def __init__(self, isInitiator: bool, spiI: bytes, spiR: bytes, peer, path, now: float):
@@ -120,6 +121,8 @@ class IKESA:
         self.authState: Any = None
         #: The identity this established responder SA is indexed by (duplicates policy).
         self.uniqueKey: str | None = None
+        #: Initiator: the attributes of the responder's CFG_REPLY (empty without one).
+        self.configReply: tuple = ()
 
     @property
     def localSpi(self) -> bytes:
