@@ -44,6 +44,7 @@ class IPADEntry(Interface):
         "Tuple of IAddressPool to lend virtual IPs from, in order; a client gets one address "
         "per family it asks for."
     )
+    poolsByFamily = Attribute("C{pools} as a dict from IP version (4, 6) to a tuple, in order.")
     dnsDomains = Attribute(
         "Tuple of domain names (RFC 8598 split DNS) the pools' DNS servers resolve."
     )

@@ -466,3 +466,16 @@ def ipv6(source: str, destination: str, payload: bytes = b"y" * 24) -> bytes:
         + ipaddress.ip_address(destination).packed
         + payload
     )
+
+
+def test_padEntryProvidesItsInterface():
+    from zope.interface.verify import verifyObject
+
+    from ikehub.interfaces import IPADEntry
+
+    four, six, other = v4Pool(), v6Pool(), v4Pool("198.51.100.100", name="other")
+    made = entry((four, six, other))
+    assert verifyObject(IPADEntry, made)
+    assert made.pool is four
+    assert made.poolsByFamily == {4: (four, other), 6: (six,)}
+    assert entry().poolsByFamily == {}

@@ -78,6 +78,8 @@ _SUBNET_TYPES = (
     (4, ConfigAttributeType.INTERNAL_IP4_SUBNET),
     (6, ConfigAttributeType.INTERNAL_IP6_SUBNET),
 )
+_ADDRESS_SET = frozenset(attrType for _, attrType in _ADDRESS_TYPES)
+_SUBNET_SET = frozenset(attrType for _, attrType in _SUBNET_TYPES)
 _DNS_DOMAIN = ConfigAttributeType.INTERNAL_DNS_DOMAIN
 
 
@@ -698,33 +700,29 @@ class ResponderExchanges:
         """
         wanted = {attr.attrType for attr in cp.attributes}
         attributes: list[ConfigAttribute] = []
-        families = [
-            version
-            for version, attrType in _ADDRESS_TYPES
-            if attrType in wanted
-        ]
         lenders: list = []
-        if families and (entry.pools or assigned is not None):
-            given = self._lendAddresses(sa, entry, families, assigned, lenders)
+        if not wanted.isdisjoint(_ADDRESS_SET) and (entry.pools or assigned is not None):
+            given = self._lendAddresses(sa, entry, wanted, assigned, lenders)
             if not given:
                 return None
-            attributes.extend(given)
+            attributes += given
         if lenders:
             dns = self._dnsAttributes(lenders[0])
             for pool in lenders[1:]:
                 dns += tuple(a for a in self._dnsAttributes(pool) if a not in dns)
-            attributes.extend(dns)
+            attributes += dns
             # RFC 8598 section 3.2: domains only to an initiator that asked (any value, also
             # empty), and only with the DNS servers that resolve them.
             if _DNS_DOMAIN in wanted and dns and entry.dnsDomains:
-                attributes.extend(domainAttribute(domain) for domain in entry.dnsDomains)
-        for version, attrType in _SUBNET_TYPES:
-            if attrType in wanted:
-                attributes.extend(
-                    subnetAttribute(network)
-                    for network in entry.localTs
-                    if network.version == version
-                )
+                attributes += map(domainAttribute, entry.dnsDomains)
+        if not wanted.isdisjoint(_SUBNET_SET):
+            for version, attrType in _SUBNET_TYPES:
+                if attrType in wanted:
+                    attributes += (
+                        subnetAttribute(network)
+                        for network in entry.localTs
+                        if network.version == version
+                    )
         return CPPayload(CfgType.CFG_REPLY, tuple(attributes))
 
     def _addressFailed(self, sa: IKESA, entry, cp: CPPayload) -> None:
@@ -742,18 +740,21 @@ class ResponderExchanges:
             **sa.describe(),
         )
 
-    def _lendAddresses(self, sa: IKESA, entry, families, assigned, lenders: list) -> list:
+    def _lendAddresses(self, sa: IKESA, entry, wanted, assigned, lenders: list) -> list:
         """
-        The address attributes for C{families}, each address recorded in C{sa.virtualIps}
-        (released with the SA) and each lending pool appended to C{lenders}. A family whose
-        pools are all full is counted and logged with their names; one without a pool is
-        counted.
+        The address attributes for the families C{wanted} asks for, each address recorded in
+        C{sa.virtualIps} (released with the SA) and each lending pool appended to C{lenders}.
+        A family whose pools are all full is counted and logged with their names; one without
+        a pool is counted.
         """
         given = []
         identity = str(sa.peerIdentity)
         fixed = ipaddress.ip_address(assigned) if assigned is not None else None
-        for family in families:
-            candidates = [pool for pool in entry.pools if pool.first.version == family]
+        byFamily = entry.poolsByFamily
+        for family, attrType in _ADDRESS_TYPES:
+            if attrType not in wanted:
+                continue
+            candidates = byFamily.get(family, ())
             if fixed is not None and fixed.version == family:
                 sa.virtualIps.append((None, fixed))
                 given.append(addressAttribute(fixed))

@@ -46,6 +46,8 @@ class PADEntry:
     pools: tuple = ()
     #: Split DNS (RFC 8598): domains sent as INTERNAL_DNS_DOMAIN to clients that ask.
     dnsDomains: tuple = ()
+    #: C{pools} by IP version (4 or 6), in order; made once here, not per handshake.
+    poolsByFamily: dict = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         # Entries built with one pool (pool=...) and with several (pools=...) read the same.
@@ -53,6 +55,10 @@ class PADEntry:
             object.__setattr__(self, "pool", self.pools[0])
         elif self.pool is not None and not self.pools:
             object.__setattr__(self, "pools", (self.pool,))
+        byFamily: dict[int, tuple] = {}
+        for pool in self.pools:
+            byFamily[pool.first.version] = byFamily.get(pool.first.version, ()) + (pool,)
+        object.__setattr__(self, "poolsByFamily", byFamily)
 
     def refusal(self, identity: Identity, peerAddress: str) -> str | None:
         """Why this entry does not govern C{identity} at C{peerAddress}, or None if it does."""
@@ -90,7 +96,7 @@ class PADEntry:
 
 #: The entry's fields taken as they are from the validated [[peers]] table (all but the pools,
 #: which the entry holds live rather than by name).
-_COPIED = tuple(f.name for f in fields(PADEntry) if f.name not in ("pool", "pools"))
+_COPIED = tuple(f.name for f in fields(PADEntry) if f.init and f.name not in ("pool", "pools"))
 
 
 @dataclass(frozen=True, slots=True)
