@@ -47,7 +47,7 @@ def summarize(config: HubConfig) -> str:
     if config.peers:
         peers = "; ".join(
             f"{peer.name} (identity {peer.identity}, auth {peer.auth}"
-            + (f", pool {peer.pool}" if peer.pool else "")
+            + (f", pool {', '.join(peer.pools)}" if peer.pools else "")
             + ")"
             for peer in config.peers
         )

@@ -38,6 +38,7 @@ from ikehub.crypto.proposals import (
     ProposalSyntaxError,
     parseProposal,
 )
+from ikehub.ike.configpayload import normalizeDnsDomain
 from ikehub.policy.identities import parseIdentityPattern
 from ikehub.policy.pool import DEFAULT_LEASE_TIME, Address, AddressPool
 from ikehub.policy.spd import SPD, SPDConfigError
@@ -110,6 +111,7 @@ _PEER_KEYS = (
     "groups",
     "duplicates",
     "eap_identities",
+    "dns_domains",
 )
 #: What a second IKE SA for an identity that has one does (strongSwan's "unique"): "replace"
 #: deletes the old one, "keep" refuses the new one unless it says INITIAL_CONTACT, "never"
@@ -182,6 +184,7 @@ class PeerConfig:
     identity: Identity
     auth: str
     psk: bytes | None = field(default=None, repr=False)
+    #: The first of C{pools}, or None (what older callers read).
     pool: str | None = None
     localTs: tuple[Network, ...] = tuple(ipaddress.ip_network(n) for n in _DEFAULT_LOCAL_TS)
     remoteTs: tuple[Network | str, ...] = (DYNAMIC,)
@@ -199,6 +202,20 @@ class PeerConfig:
     duplicates: str = "replace"
     #: Patterns the EAP identity must match (empty: any).
     eapIdentities: tuple = ()
+    #: The pools to lend virtual IPs from, in order: C{pool = "v4"} or C{pool = ["v4", "v6"]}.
+    #: A client gets one address per family it asks for, from the first pool of that family
+    #: that has one free.
+    pools: tuple[str, ...] = ()
+    #: Split DNS (RFC 8598): the domains the pools' DNS servers resolve, sent as
+    #: INTERNAL_DNS_DOMAIN to clients that ask for them; lowercase, without a final dot.
+    dnsDomains: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # One spelling for callers that know only one pool: pool is pools[0].
+        if self.pools and self.pool is None:
+            object.__setattr__(self, "pool", self.pools[0])
+        elif self.pool is not None and not self.pools:
+            object.__setattr__(self, "pools", (self.pool,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +388,8 @@ class _Validator:
         self.path = path
         self.directory = os.path.dirname(os.path.abspath(path))
         self.problems: list[str] = []
+        #: Each valid pool's DNS servers, for the peers' dns_domains.
+        self._poolDns: dict[str, tuple] = {}
 
     def problem(self, key: str, text: str) -> None:
         self.problems.append(f"{self.path}: {key}: {text}" if key else f"{self.path}: {text}")
@@ -937,6 +956,7 @@ class _Validator:
                     "pools must not share addresses",
                 )
             elif len(dns) == len(dnsTexts):
+                self._poolDns[name] = tuple(dns)
                 pools[name] = PoolConfig(
                     name, addresses, pool.first, pool.last, tuple(dns), leaseTime
                 )
@@ -980,14 +1000,8 @@ class _Validator:
         identity = self.identity(table, "identity", where, ranges=True)
         auth, secondAuth = self.authRounds(table, where)
         psk = self.secret(table, where, auth)
-        pool = self.string(table, "pool", where, None)
-        if pool is not None and pool is not INVALID and pool not in poolNames:
-            known = ", ".join(sorted(poolNames)) if poolNames else "none are defined"
-            self.problem(
-                f"{where}.pool",
-                f"unknown pool {pool!r}; define [pools.{pool}] or use one of: {known}",
-            )
-            pool = INVALID
+        pools = self.peerPools(table, where, poolNames)
+        dnsDomains = self.dnsDomains(table, where, pools)
         localTs = self.selectors(table, "local_ts", where, list(_DEFAULT_LOCAL_TS), False)
         remoteTs = self.selectors(table, "remote_ts", where, [DYNAMIC], True)
         localAuth = self.string(table, "local_auth", where, "psk" if auth == "psk" else "pubkey")
@@ -1045,7 +1059,7 @@ class _Validator:
             identity,
             auth,
             psk,
-            pool,
+            None,
             localTs,
             remoteTs,
             localAuth,
@@ -1055,10 +1069,84 @@ class _Validator:
             secondAuth,
             duplicates,
             eapIdentities,
+            pools,
+            dnsDomains,
         )
         if any(v is INVALID for v in values):
             return None
         return PeerConfig(*values)
+
+    def peerPools(self, table: dict, where: str, poolNames: set[str]) -> Any:
+        """
+        C{pool = "NAME"} or C{pool = ["v4", "v6"]} (strongSwan's C{pools = a, b}): the pools
+        a client of this peer gets its virtual IPs from, tried in order within each family.
+        """
+        value = table.get("pool", _MISSING)
+        dotted = f"{where}.pool"
+        if value is _MISSING:
+            return ()
+        if isinstance(value, str):
+            names = [value]
+        elif not isinstance(value, list):
+            self.problem(
+                dotted,
+                f'expected a string in quotes (pool = "roadwarriors") or a list of them '
+                f'(pool = ["v4", "v6"]), got {_describe(value)}',
+            )
+            return INVALID
+        else:
+            names = self.stringList(table, "pool", where, [], '["v4", "v6"]')
+            if names is INVALID:
+                return INVALID
+        known = ", ".join(sorted(poolNames)) if poolNames else "none are defined"
+        for index, name in enumerate(names):
+            key = dotted if isinstance(value, str) else f"{dotted}[{index}]"
+            if name not in poolNames:
+                self.problem(
+                    key, f"unknown pool {name!r}; define [pools.{name}] or use one of: {known}"
+                )
+                return INVALID
+            if name in names[:index]:
+                self.problem(key, f"pool {name!r} is listed twice; name each pool once")
+                return INVALID
+        return tuple(names)
+
+    def dnsDomains(self, table: dict, where: str, pools: Any) -> Any:
+        """
+        C{dns_domains = ["corp.example.com"]}: split DNS (RFC 8598). The domains go out only
+        with the DNS servers that resolve them, so the peer's pools must announce some.
+        """
+        if "dns_domains" not in table:
+            return ()
+        texts = self.stringList(table, "dns_domains", where, [], '["corp.example.com"]')
+        if texts is INVALID:
+            return INVALID
+        domains: list[str] = []
+        for index, text in enumerate(texts):
+            key = f"{where}.dns_domains[{index}]"
+            try:
+                domain = normalizeDnsDomain(text)
+            except ValueError as e:
+                self.problem(key, str(e))
+                return INVALID
+            if domain in domains:
+                self.problem(key, f"{domain!r} is listed twice; name each domain once")
+                return INVALID
+            domains.append(domain)
+        if pools is not INVALID and all(name in self._poolDns for name in pools):
+            if not any(self._poolDns[name] for name in pools):
+                fix = (
+                    f'add dns = ["192.0.2.53"] to [pools.{pools[0]}]'
+                    if pools
+                    else "give the peer a pool (pool = ...) whose dns lists them"
+                )
+                self.problem(
+                    f"{where}.dns_domains",
+                    "split DNS names the DNS servers that resolve these domains, and this "
+                    f"peer's pools announce none; {fix}",
+                )
+                return INVALID
+        return tuple(domains)
 
     def authRounds(self, table: dict, where: str) -> tuple[Any, Any]:
         """

@@ -39,7 +39,15 @@ class IPADEntry(Interface):
     name = Attribute("The entry's name, for logs and decision records.")
     auth = Attribute("Name of the authenticator this peer must use, e.g. 'psk'.")
     psk = Attribute("The pre-shared key as bytes, or None; never logged.")
-    pool = Attribute("An IAddressPool for virtual IPs, or None.")
+    pool = Attribute("The first of C{pools}, or None.")
+    pools = Attribute(
+        "Tuple of IAddressPool to lend virtual IPs from, in order; a client gets one address "
+        "per family it asks for."
+    )
+    poolsByFamily = Attribute("C{pools} as a dict from IP version (4, 6) to a tuple, in order.")
+    dnsDomains = Attribute(
+        "Tuple of domain names (RFC 8598 split DNS) the pools' DNS servers resolve."
+    )
     localTs = Attribute("Tuple of ip_network: what the hub offers behind it.")
     remoteTs = Attribute(
         "Tuple of ip_network or the string 'dynamic' (the peer's virtual IP or IKE address): "

@@ -1042,3 +1042,105 @@ def test_identityRangesAndEapIdentities(tmp_path):
     assert ": peers[0].identity: " in message
     message = problems(tmp_path, MINIMAL + 'eap_identities = ["%any"]\n')
     assert ": peers[0].eap_identities[0]: " in message
+
+
+# -- several pools, dual stack, split DNS (configuration payload) -----------------------------
+
+DUAL_POOLS = """
+[pools.v4]
+addresses = "198.51.100.0/24"
+dns = ["192.0.2.53"]
+
+[pools.v6]
+addresses = "2001:db8:100::/112"
+dns = ["2001:db8:1::53"]
+"""
+
+
+def dualStack(peerLines: str, pools: str = DUAL_POOLS) -> str:
+    return MINIMAL + peerLines + "\n" + pools
+
+
+def test_poolListGivesEveryPool(tmp_path):
+    """pool = ["v4", "v6"]: one address per family; pool still names the first."""
+    config = load(tmp_path, dualStack('pool = ["v4", "v6"]'))
+    [peer] = config.peers
+    assert peer.pools == ("v4", "v6")
+    assert peer.pool == "v4"
+    assert str(config.pools["v6"].first) == "2001:db8:100::1"
+
+
+def test_singlePoolSpellingStillWorks(tmp_path):
+    config = load(tmp_path, dualStack('pool = "v6"'))
+    [peer] = config.peers
+    assert (peer.pool, peer.pools) == ("v6", ("v6",))
+
+
+def test_padEntryHoldsEveryLivePool(tmp_path):
+    from ikehub.policy.pad import PAD
+
+    config = load(tmp_path, dualStack('pool = ["v4", "v6"]\ndns_domains = ["corp.example.com"]'))
+    live = {name: pool.makePool() for name, pool in config.pools.items()}
+    [entry] = PAD.fromConfig(config.peers, live).entries
+    assert entry.pools == (live["v4"], live["v6"])
+    assert entry.pool is live["v4"]
+    assert entry.dnsDomains == ("corp.example.com",)
+
+
+@pytest.mark.parametrize(
+    "line, key, fragment",
+    [
+        ('pool = ["v4", "nope"]', "peers[0].pool[1]", "unknown pool 'nope'"),
+        ('pool = ["v4", "v4"]', "peers[0].pool[1]", "pool 'v4' is listed twice"),
+        ("pool = []", "peers[0].pool", "the list is empty"),
+        ("pool = [1]", "peers[0].pool[0]", "expected a string"),
+        ("pool = 1", "peers[0].pool", "expected a string in quotes"),
+    ],
+)
+def test_badPoolLists(tmp_path, line, key, fragment):
+    message = problems(tmp_path, dualStack(line))
+    assert f": {key}: {fragment}" in message
+
+
+def test_dnsDomainsAreNormalized(tmp_path):
+    config = load(
+        tmp_path,
+        dualStack('pool = ["v4", "v6"]\ndns_domains = ["Corp.Example.COM.", "lab.example.net"]'),
+    )
+    assert config.peers[0].dnsDomains == ("corp.example.com", "lab.example.net")
+
+
+@pytest.mark.parametrize(
+    "value, key, fragment",
+    [
+        ('["."]', "dns_domains[0]", "root domain"),
+        ('["*.corp.example.com"]', "dns_domains[0]", "wildcard"),
+        ('["bücher.example"]', "dns_domains[0]", "xn--bcher-kva.example"),
+        ('["corp..example.com"]', "dns_domains[0]", "empty label"),
+        ('["corp_x.example.com"]', "dns_domains[0]", "letters, digits and hyphens"),
+        ('["corp.example.com", "CORP.example.com"]', "dns_domains[1]", "listed twice"),
+        ('["198.51.100.1"]', "dns_domains[0]", "IP address"),
+        ('"corp.example.com"', "dns_domains", "expected a list of strings"),
+        ("[]", "dns_domains", "the list is empty"),
+    ],
+)
+def test_badDnsDomainsStopTheStart(tmp_path, value, key, fragment):
+    """A bad domain name fails at start, naming the file, the key and what to write."""
+    message = problems(tmp_path, dualStack(f'pool = ["v4", "v6"]\ndns_domains = {value}'))
+    assert f": peers[0].{key}: " in message
+    assert fragment in message
+
+
+def test_dnsDomainsNeedDnsServers(tmp_path):
+    """RFC 8598 sends domains with the servers that resolve them: pools without dns fail."""
+    pools = '[pools.v4]\naddresses = "198.51.100.0/24"\n'
+    message = problems(
+        tmp_path, dualStack('pool = "v4"\ndns_domains = ["corp.example.com"]', pools)
+    )
+    assert ": peers[0].dns_domains: " in message
+    assert "add dns = " in message and "[pools.v4]" in message
+
+
+def test_dnsDomainsWithoutAPool(tmp_path):
+    message = problems(tmp_path, MINIMAL + 'dns_domains = ["corp.example.com"]\n')
+    assert ": peers[0].dns_domains: " in message and "give the peer a pool" in message

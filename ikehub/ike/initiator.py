@@ -30,6 +30,7 @@ from ikehub.crypto.keys import deriveChildKeys, deriveIkeKeys
 from ikehub.crypto.proposals import ProposalSpec, checkChosenProposal
 from ikehub.ike.child import ChildSA
 from ikehub.ike.cookies import COOKIE_MAX, COOKIE_MIN
+from ikehub.ike.configpayload import readAddress
 from ikehub.ike.nat import natDetectionNotifies, peerIsBehindNat
 from ikehub.ike.psk import pskAuthData, sessionKeyAuthData, signedOctets, verifyPskAuth
 from ikehub.ike.sa import ZERO_SPI, IKESA, IKEState
@@ -128,6 +129,9 @@ class InitiatorSpec:
     eapPassword: str | None = dataclasses.field(default=None, repr=False)
     #: Send INITIAL_CONTACT (RFC 7296 section 2.4): we hold no other IKE SA with the peer.
     initialContact: bool = False
+    #: With C{requestVirtualIp}, the CFG_REQUEST's attribute types (each sent empty) instead
+    #: of an IPv4 address and DNS server: e.g. INTERNAL_IP6_ADDRESS, INTERNAL_DNS_DOMAIN.
+    configAttributes: tuple = ()
 
     # Derived once in __post_init__, never per handshake.
     #: AUTH_PSK, AUTH_PUBKEY or AUTH_EAP_MSCHAPV2.
@@ -140,6 +144,10 @@ class InitiatorSpec:
     certificateData: tuple = dataclasses.field(init=False, default=(), compare=False, repr=False)
     #: Our CERTREQ (the SHA-1 hashes of the trusted CAs' keys), or None.
     certReq: Any = dataclasses.field(init=False, default=None, compare=False, repr=False)
+    #: The CP payload our IKE_AUTH carries when we want a virtual IP.
+    configRequest: Any = dataclasses.field(
+        init=False, default=_CP_REQUEST, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         if self.credentials is not None and self.eapPassword is not None:
@@ -156,6 +164,15 @@ class InitiatorSpec:
             raise ValueError("InitiatorSpec: give psk, credentials or eapPassword")
         setField = object.__setattr__
         setField(self, "authMode", mode)
+        if self.configAttributes:
+            setField(
+                self,
+                "configRequest",
+                CPPayload(
+                    CfgType.CFG_REQUEST,
+                    tuple(ConfigAttribute(t, b"") for t in self.configAttributes),
+                ),
+            )
         setField(self, "pskOnly", mode == AUTH_PSK and self.trust is None)
         if self.pskOnly:
             return
@@ -517,7 +534,7 @@ class InitiatorExchanges:
         """
         spec = setup.spec
         if spec.requestVirtualIp:
-            payloads.append(_CP_REQUEST)
+            payloads.append(spec.configRequest)
         inboundSpi = self.sad.allocateSpi()
         proposals = tuple(
             child.toWire(number, inboundSpi) for number, child in enumerate(spec.espProposals, 1)
@@ -560,12 +577,11 @@ class InitiatorExchanges:
 
         cp = next((p for p in payloads if type(p) is CPPayload), None)
         if cp is not None:
+            sa.configReply = cp.attributes
             for attribute in cp.attributes:
-                if (
-                    attribute.attrType == ConfigAttributeType.INTERNAL_IP4_ADDRESS
-                    and len(attribute.value) == 4
-                ):
-                    sa.virtualIps.append((None, ipaddress.IPv4Address(attribute.value)))
+                address = readAddress(attribute)
+                if address is not None:
+                    sa.virtualIps.append((None, address))
         self._installInitiatorChild(sa, setup, payloads)
         deferred = setup.deferred
         sa.context = None

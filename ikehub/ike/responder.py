@@ -22,6 +22,7 @@ from ikehub.crypto.keys import deriveChildKeys, deriveIkeKeys
 from ikehub.crypto.proposals import ProposalSelector
 from ikehub.ike.authstate import AuthState
 from ikehub.ike.child import ChildSA
+from ikehub.ike.configpayload import addressAttribute, domainAttribute, subnetAttribute
 from ikehub.ike.nat import natDetectionNotifies
 from ikehub.ike.psk import DECOY_PSK, pskAuthData, sessionKeyAuthData, signedOctets
 from ikehub.ike.sa import ZERO_SPI, IKESA, IKEState
@@ -68,6 +69,18 @@ _EAP_FAILURE = 4
 _NOTED = frozenset({NotifyType.ANOTHER_AUTH_FOLLOWS, NotifyType.INITIAL_CONTACT})
 #: CERT and CERTREQ encoding 4: X.509 Certificate - Signature.
 _X509 = 4
+#: The CFG_REQUEST attributes asking for an address, and for protected subnets, per family.
+_ADDRESS_TYPES = (
+    (4, ConfigAttributeType.INTERNAL_IP4_ADDRESS),
+    (6, ConfigAttributeType.INTERNAL_IP6_ADDRESS),
+)
+_SUBNET_TYPES = (
+    (4, ConfigAttributeType.INTERNAL_IP4_SUBNET),
+    (6, ConfigAttributeType.INTERNAL_IP6_SUBNET),
+)
+_ADDRESS_SET = frozenset(attrType for _, attrType in _ADDRESS_TYPES)
+_SUBNET_SET = frozenset(attrType for _, attrType in _SUBNET_TYPES)
+_DNS_DOMAIN = ConfigAttributeType.INTERNAL_DNS_DOMAIN
 
 
 class DuplicatePayload(Exception):
@@ -665,7 +678,9 @@ class ResponderExchanges:
 
         saPayload = found.get(SAPayload)
         if addressFailed:
+            # RFC 7296 section 3.15.4: the IKE SA is created, the first CHILD SA is not.
             answer.append(self.notify(NotifyType.INTERNAL_ADDRESS_FAILURE))
+            self._addressFailed(sa, entry, cp)
         elif saPayload is not None:
             answer.extend(
                 self._createChild(sa, saPayload, found.get(TSiPayload), found.get(TSrPayload))
@@ -698,44 +713,102 @@ class ResponderExchanges:
         self, sa: IKESA, entry, cp: CPPayload, assigned: str | None = None
     ) -> CPPayload | None:
         """
-        Answer a CFG_REQUEST: lend an address from the entry's pool (and its DNS servers), or
-        give the address the authenticator assigned (RADIUS Framed-IP-Address).
-        Returns None when an address was wanted but none could be lent.
+        Answer a CFG_REQUEST (RFC 7296 section 3.15): one address per family asked for, lent
+        from the entry's first pool of that family with one free, or the address the
+        authenticator assigned (RADIUS Framed-IP-Address); the DNS servers of the pools that
+        lent; the protected subnets (INTERNAL_IP4/IP6_SUBNET) and split-DNS domains (RFC 8598)
+        when asked for.
+
+        A family the entry has no pool for is ignored, as section 3.15.4 says; None (the caller
+        answers INTERNAL_ADDRESS_FAILURE) only when addresses were asked for and none could be
+        given, which leaves no lease behind. An entry without pools ignores address requests.
         """
         wanted = {attr.attrType for attr in cp.attributes}
-        pool = entry.pool
         attributes: list[ConfigAttribute] = []
-        wantsV4 = ConfigAttributeType.INTERNAL_IP4_ADDRESS in wanted
-        wantsV6 = ConfigAttributeType.INTERNAL_IP6_ADDRESS in wanted
-        if assigned is not None and (wantsV4 or wantsV6):
-            address = ipaddress.ip_address(assigned)
-            if not (wantsV6 if address.version == 6 else wantsV4):
+        lenders: list = []
+        if not wanted.isdisjoint(_ADDRESS_SET) and (entry.pools or assigned is not None):
+            given = self._lendAddresses(sa, entry, wanted, assigned, lenders)
+            if not given:
                 return None
-            sa.virtualIps.append((None, address))
-            pool = None
-        else:
-            if pool is None or not (wantsV4 or wantsV6):
-                return CPPayload(CfgType.CFG_REPLY, ())
-            if not (wantsV6 if pool.first.version == 6 else wantsV4):
-                return None
-            address = pool.acquire(str(sa.peerIdentity))
-            if address is None:
-                self.counters.increment("pool_exhausted")
-                return None
-            sa.virtualIps.append((pool, address))
-        if address.version == 4:
-            attributes.append(
-                ConfigAttribute(ConfigAttributeType.INTERNAL_IP4_ADDRESS, address.packed)
-            )
-        else:
-            attributes.append(
-                ConfigAttribute(ConfigAttributeType.INTERNAL_IP6_ADDRESS, address.packed + b"\x80")
-            )
-        if pool is not None:
-            attributes.extend(self._dnsAttributes(pool))
-        elif entry.pool is not None:
-            attributes.extend(self._dnsAttributes(entry.pool))
+            attributes += given
+        if lenders:
+            dns = self._dnsAttributes(lenders[0])
+            for pool in lenders[1:]:
+                dns += tuple(a for a in self._dnsAttributes(pool) if a not in dns)
+            attributes += dns
+            # RFC 8598 section 3.2: domains only to an initiator that asked (any value, also
+            # empty), and only with the DNS servers that resolve them.
+            if _DNS_DOMAIN in wanted and dns and entry.dnsDomains:
+                attributes += map(domainAttribute, entry.dnsDomains)
+        if not wanted.isdisjoint(_SUBNET_SET):
+            for version, attrType in _SUBNET_TYPES:
+                if attrType in wanted:
+                    attributes += (
+                        subnetAttribute(network)
+                        for network in entry.localTs
+                        if network.version == version
+                    )
         return CPPayload(CfgType.CFG_REPLY, tuple(attributes))
+
+    def _addressFailed(self, sa: IKESA, entry, cp: CPPayload) -> None:
+        """Count and explain an INTERNAL_ADDRESS_FAILURE: which families, which pools."""
+        self.counters.increment("sent_internal_address_failure")
+        wanted = {attr.attrType for attr in cp.attributes}
+        asked = [version for version, attrType in _ADDRESS_TYPES if attrType in wanted]
+        pools = ", ".join(f"{pool.name} (IPv{pool.first.version})" for pool in entry.pools)
+        self.log.warn(
+            "CHILD SA with {peer} ({identity}) refused: {reason}",
+            event="child_sa_failed",
+            reason=f"INTERNAL_ADDRESS_FAILURE: no address for "
+            f"{' or '.join(f'IPv{v}' for v in asked)} from PAD entry {entry.name!r} "
+            f"(pools: {pools or 'none'}); the IKE SA stands without a CHILD SA",
+            **sa.describe(),
+        )
+
+    def _lendAddresses(self, sa: IKESA, entry, wanted, assigned, lenders: list) -> list:
+        """
+        The address attributes for the families C{wanted} asks for, each address recorded in
+        C{sa.virtualIps} (released with the SA) and each lending pool appended to C{lenders}.
+        A family whose pools are all full is counted and logged with their names; one without
+        a pool is counted.
+        """
+        given = []
+        identity = str(sa.peerIdentity)
+        fixed = ipaddress.ip_address(assigned) if assigned is not None else None
+        byFamily = entry.poolsByFamily
+        for family, attrType in _ADDRESS_TYPES:
+            if attrType not in wanted:
+                continue
+            candidates = byFamily.get(family, ())
+            if fixed is not None and fixed.version == family:
+                sa.virtualIps.append((None, fixed))
+                given.append(addressAttribute(fixed))
+                if candidates:
+                    lenders.append(candidates[0])
+                continue
+            if not candidates:
+                self.counters.increment("cp_family_without_pool")
+                continue
+            for pool in candidates:
+                address = pool.acquire(identity)
+                if address is not None:
+                    break
+            else:
+                self.counters.increment("pool_exhausted")
+                self.log.warn(
+                    "IKE SA with {peer} ({identity}): no IPv{family} address for it, pool "
+                    "{pool} is exhausted",
+                    event="pool_exhausted",
+                    family=family,
+                    pool=", ".join(pool.name for pool in candidates),
+                    entry=entry.name,
+                    **sa.describe(),
+                )
+                continue
+            sa.virtualIps.append((pool, address))
+            given.append(addressAttribute(address))
+            lenders.append(pool)
+        return given
 
     def _dnsAttributes(self, pool) -> tuple[ConfigAttribute, ...]:
         """

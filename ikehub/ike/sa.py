@@ -90,6 +90,7 @@ class IKESA:
         "espSeen",
         "lingerCall",
         "invalidSpiAt",
+        "configReply",
     )
 
     def __init__(self, isInitiator: bool, spiI: bytes, spiR: bytes, peer, path, now: float):
@@ -140,6 +141,8 @@ class IKESA:
         self.lingerCall: Any = None
         #: When we last told the peer of ESP for an SPI we do not have (INVALID_SPI).
         self.invalidSpiAt = _NEVER
+        #: Initiator: the attributes of the responder's CFG_REPLY (empty without one).
+        self.configReply: tuple = ()
 
     @property
     def localSpi(self) -> bytes:

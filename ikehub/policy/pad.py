@@ -40,6 +40,25 @@ class PADEntry:
     duplicates: str = "replace"
     #: Patterns the EAP identity must match (empty: any); the record names them on refusal.
     eapIdentities: tuple = ()
+    #: Every pool to lend virtual IPs from, in order (C{pool} is the first, or None): one
+    #: address per family the client asks for, from the first pool of that family with one
+    #: free.
+    pools: tuple = ()
+    #: Split DNS (RFC 8598): domains sent as INTERNAL_DNS_DOMAIN to clients that ask.
+    dnsDomains: tuple = ()
+    #: C{pools} by IP version (4 or 6), in order; made once here, not per handshake.
+    poolsByFamily: dict = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        # Entries built with one pool (pool=...) and with several (pools=...) read the same.
+        if self.pools and self.pool is None:
+            object.__setattr__(self, "pool", self.pools[0])
+        elif self.pool is not None and not self.pools:
+            object.__setattr__(self, "pools", (self.pool,))
+        byFamily: dict[int, tuple] = {}
+        for pool in self.pools:
+            byFamily[pool.first.version] = byFamily.get(pool.first.version, ()) + (pool,)
+        object.__setattr__(self, "poolsByFamily", byFamily)
 
     def refusal(self, identity: Identity, peerAddress: str) -> str | None:
         """Why this entry does not govern C{identity} at C{peerAddress}, or None if it does."""
@@ -75,9 +94,9 @@ class PADEntry:
         return None
 
 
-#: The entry's fields taken as they are from the validated [[peers]] table (all but the pool,
+#: The entry's fields taken as they are from the validated [[peers]] table (all but the pools,
 #: which the entry holds live rather than by name).
-_COPIED = tuple(f.name for f in fields(PADEntry) if f.name != "pool")
+_COPIED = tuple(f.name for f in fields(PADEntry) if f.init and f.name not in ("pool", "pools"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +148,8 @@ class PAD:
         return cls(
             PADEntry(
                 **{name: getattr(peer, name) for name in _COPIED},
-                pool=pools[peer.pool] if peer.pool is not None else None,
+                pool=None,
+                pools=tuple(pools[name] for name in peer.pools),
             )
             for peer in peers
         )
