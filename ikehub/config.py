@@ -89,6 +89,7 @@ _HUB_KEYS = (
     "crls",
     "users",
     "lease_db",
+    "mobike",
 )
 _POOL_KEYS = ("addresses", "dns", "lease_time")
 _PEER_KEYS = (
@@ -231,6 +232,8 @@ class HubConfig:
     )
     #: The SQLite file that keeps address leases across restarts (absolute), or None.
     leaseDb: str | None = None
+    #: Offer MOBIKE (RFC 4555) to initiators that announce it.
+    mobike: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -627,6 +630,7 @@ class _Validator:
             table, "retransmit_base", where, 1.8, 1, inclusive=True
         )
         values["retransmitTries"] = self.integer(table, "retransmit_tries", where, 5, 0)
+        values["mobike"] = self.boolean(table, "mobike", where, True)
         values["saveKeys"] = self.saveKeys(table)
         values["leaseDb"] = self.leaseDb(table)
         values.update(self.credentials(table))

@@ -42,6 +42,7 @@ def settingsFromConfig(config: HubConfig) -> IKESettings:
         retransmitTimeout=config.retransmitTimeout,
         retransmitBase=config.retransmitBase,
         retransmitTries=config.retransmitTries,
+        mobike=config.mobike,
     )
 
 

@@ -125,6 +125,8 @@ class InitiatorSpec:
     eapPassword: str | None = dataclasses.field(default=None, repr=False)
     #: Send INITIAL_CONTACT (RFC 7296 section 2.4): we hold no other IKE SA with the peer.
     initialContact: bool = False
+    #: Announce MOBIKE (RFC 4555) in IKE_AUTH; the SA's C{mobike} says whether the peer agreed.
+    mobike: bool = False
 
     # Derived once in __post_init__, never per handshake.
     #: AUTH_PSK, AUTH_PUBKEY or AUTH_EAP_MSCHAPV2.
@@ -505,6 +507,8 @@ class InitiatorExchanges:
         spec = setup.spec
         if spec.requestVirtualIp:
             payloads.append(_CP_REQUEST)
+        if spec.mobike:
+            payloads.append(self.notify(NotifyType.MOBIKE_SUPPORTED))
         inboundSpi = self.sad.allocateSpi()
         proposals = tuple(
             child.toWire(number, inboundSpi) for number, child in enumerate(spec.espProposals, 1)
@@ -543,6 +547,11 @@ class InitiatorExchanges:
         sa.peerIdentity = identity
         sa.state = IKEState.ESTABLISHED
         sa.initRequest = sa.initResponse = b""
+        if setup.spec.mobike:
+            sa.mobike = any(
+                type(p) is NotifyPayload and p.notifyType == NotifyType.MOBIKE_SUPPORTED
+                for p in payloads
+            )
 
         cp = next((p for p in payloads if type(p) is CPPayload), None)
         if cp is not None:

@@ -22,6 +22,7 @@ from ikehub.crypto.keys import deriveChildKeys, deriveIkeKeys
 from ikehub.crypto.proposals import ProposalSelector
 from ikehub.ike.authstate import AuthState
 from ikehub.ike.child import ChildSA
+from ikehub.ike.mobike import MalformedMobility, MobikeResponder, parseMobility, peerAddressList
 from ikehub.ike.nat import natDetectionNotifies
 from ikehub.ike.psk import DECOY_PSK, pskAuthData, sessionKeyAuthData, signedOctets
 from ikehub.ike.sa import ZERO_SPI, IKESA, IKEState
@@ -65,7 +66,19 @@ _NOTIFY_NAMES = frozenset(int(n) for n in NotifyType)
 #: EAP Code 4 (RFC 3748 section 4.2).
 _EAP_FAILURE = 4
 #: Status notifies of IKE_AUTH whose presence matters (see indexed).
-_NOTED = frozenset({NotifyType.ANOTHER_AUTH_FOLLOWS, NotifyType.INITIAL_CONTACT})
+_NOTED = frozenset(
+    {
+        NotifyType.ANOTHER_AUTH_FOLLOWS,
+        NotifyType.INITIAL_CONTACT,
+        NotifyType.MOBIKE_SUPPORTED,
+        NotifyType.ADDITIONAL_IP4_ADDRESS,
+        NotifyType.ADDITIONAL_IP6_ADDRESS,
+    }
+)
+#: The peer's additional addresses (RFC 4555 section 3.4), kept in order under this key of
+#: the index rather than as a flag.
+_ADDITIONAL = frozenset({NotifyType.ADDITIONAL_IP4_ADDRESS, NotifyType.ADDITIONAL_IP6_ADDRESS})
+ADDITIONAL_ADDRESSES = "additional addresses"
 #: CERT and CERTREQ encoding 4: X.509 Certificate - Signature.
 _X509 = 4
 
@@ -96,7 +109,10 @@ def indexed(payloads) -> dict:
         elif kind is CertPayload and payload.encoding == _X509:
             found.setdefault(CertPayload, []).append(payload.data)
         elif kind is NotifyPayload and payload.notifyType in _NOTED:
-            found[payload.notifyType] = True
+            if payload.notifyType in _ADDITIONAL:
+                found.setdefault(ADDITIONAL_ADDRESSES, []).append(payload)
+            else:
+                found[payload.notifyType] = True
     return found
 
 
@@ -113,7 +129,7 @@ def single(payloads, cls):
     return found
 
 
-class ResponderExchanges:
+class ResponderExchanges(MobikeResponder):
     """
     Mixed into L{ikehub.ike.endpoint.IKEEndpoint}.
     """
@@ -136,6 +152,7 @@ class ResponderExchanges:
         self._certReq = CertReqPayload(_X509, certReqData) if certReqData else None
         #: Our SIGNATURE_HASH_ALGORITHMS (RFC 7427), answered to peers that announce theirs.
         self._multipleAuth = self.notify(NotifyType.MULTIPLE_AUTH_SUPPORTED)
+        self._mobikeSupported = self.notify(NotifyType.MOBIKE_SUPPORTED)
         self._ourHashes = self.notify(
             NotifyType.SIGNATURE_HASH_ALGORITHMS,
             b"".join(_GROUP.pack(h) for h in SIGNATURE_HASH_ALGORITHMS),
@@ -647,6 +664,14 @@ class ResponderExchanges:
                 self._createChild(sa, saPayload, found.get(TSiPayload), found.get(TSrPayload))
             )
 
+        if found.get(NotifyType.MOBIKE_SUPPORTED) and self.settings.mobike:
+            # RFC 4555 section 3.2: both sides said so in IKE_AUTH (in the message with the SA
+            # payload, which is the first request, kept in state.request).
+            sa.mobike = True
+            answer.append(self._mobikeSupported)
+            additional = found.get(ADDITIONAL_ADDRESSES)
+            if additional:
+                sa.peerAddresses = peerAddressList(additional)
         sa.state = IKEState.ESTABLISHED
         sa.authState = None
         sa.uniqueKey = uniqueKey
@@ -831,7 +856,21 @@ class ResponderExchanges:
             self.respond(sa, ExchangeType.INFORMATIONAL, [])
             self.removeSa(sa, "deleted by the peer")
             return
-        answer = []
+        try:
+            mobility = parseMobility(payloads)
+        except MalformedMobility as e:
+            # Authenticated but malformed: the RFC's answer, and no address or list changes.
+            self.counters.increment("mobike_malformed")
+            self.log.info(
+                "IKE SA with {peer} ({identity}): malformed MOBIKE request: {reason}",
+                event="mobike_malformed",
+                reason=str(e),
+                **sa.describe(),
+            )
+            return self.respond(
+                sa, ExchangeType.INFORMATIONAL, [self.notify(NotifyType.INVALID_SYNTAX)]
+            )
+        answer: list = []
         for delete in deletes:
             if delete.protocolId != ProtocolId.ESP:
                 continue
@@ -844,6 +883,8 @@ class ResponderExchanges:
                     self.sad.remove(child)
             if ours:
                 answer.append(DeletePayload(ProtocolId.ESP, tuple(ours)))
+        if mobility is not None:
+            self.answerMobility(sa, mobility, answer)
         self.respond(sa, ExchangeType.INFORMATIONAL, answer)
 
     def handle_CREATE_CHILD_SA(self, sa: IKESA, header: IKEHeader, payloads) -> None:

@@ -25,3 +25,6 @@ class IKESettings:
     retransmitTries: int = 5
     #: INVALID_IKE_SPI answers to unknown-SPI requests allowed per second (RFC 7296 2.21.4).
     invalidSpiRate: float = 10.0
+    #: Offer MOBIKE (RFC 4555) to initiators that announce it: their IKE SA then moves only on
+    #: UPDATE_SA_ADDRESSES, no longer on every authenticated request from a new address.
+    mobike: bool = True
