@@ -22,6 +22,7 @@ from ikehub.crypto.keys import deriveChildKeys, deriveIkeKeys
 from ikehub.crypto.proposals import ProposalSelector
 from ikehub.ike.authstate import AuthState
 from ikehub.ike.child import ChildSA
+from ikehub.ike.childrekey import ChildRekeyResponder
 from ikehub.ike.mobike import MalformedMobility, MobikeResponder, parseMobility, peerAddressList
 from ikehub.ike.nat import natDetectionNotifies
 from ikehub.ike.psk import DECOY_PSK, pskAuthData, sessionKeyAuthData, signedOctets
@@ -129,7 +130,7 @@ def single(payloads, cls):
     return found
 
 
-class ResponderExchanges(MobikeResponder):
+class ResponderExchanges(MobikeResponder, ChildRekeyResponder):
     """
     Mixed into L{ikehub.ike.endpoint.IKEEndpoint}.
     """
@@ -785,32 +786,53 @@ class ResponderExchanges(MobikeResponder):
             self.counters.increment("child_no_proposal_chosen")
             return [self.notify(NotifyType.NO_PROPOSAL_CHOSEN)]
         offer, transforms, suite = chosen
+        narrowed = self._narrowSelectors(sa, tsi, tsr)
+        if narrowed is None:
+            return [self.notify(NotifyType.TS_UNACCEPTABLE)]
+        answer, _ = self._installChild(sa, offer, transforms, suite, narrowed, sa.nonceI, sa.nonceR)
+        return [answer, TSiPayload(narrowed[0]), TSrPayload(narrowed[1])]
+
+    def _narrowSelectors(self, sa: IKESA, tsi, tsr):
+        """
+        The peer's TSi and TSr narrowed to what its PAD entry allows, or None (logged, counted)
+        when either side ends up empty.
+        """
         narrowedI = narrow(tsi.selectors, self._allowedRemote(sa, sa.entry))
         narrowedR = narrow(tsr.selectors, map(networkRange, sa.entry.localTs))
-        if not narrowedI or not narrowedR:
-            self.counters.increment("child_ts_unacceptable")
-            entry = sa.entry
-            side, asked, allowed = (
-                ("its own side", tsi.selectors, entry.remoteTs)
-                if not narrowedI
-                else ("the hub's side", tsr.selectors, entry.localTs)
-            )
-            self.log.warn(
-                "CHILD SA with {peer} ({identity}) refused: {reason}",
-                event="child_sa_failed",
-                reason=f"TS_UNACCEPTABLE: PAD entry {entry.name!r} does not allow "
-                f"{', '.join(map(str, asked))} as {side} (allowed: "
-                f"{', '.join(map(str, allowed))})",
-                **sa.describe(),
-            )
-            return [self.notify(NotifyType.TS_UNACCEPTABLE)]
+        if narrowedI and narrowedR:
+            return narrowedI, narrowedR
+        self.counters.increment("child_ts_unacceptable")
+        entry = sa.entry
+        side, asked, allowed = (
+            ("its own side", tsi.selectors, entry.remoteTs)
+            if not narrowedI
+            else ("the hub's side", tsr.selectors, entry.localTs)
+        )
+        self.log.warn(
+            "CHILD SA with {peer} ({identity}) refused: {reason}",
+            event="child_sa_failed",
+            reason=f"TS_UNACCEPTABLE: PAD entry {entry.name!r} does not allow "
+            f"{', '.join(map(str, asked))} as {side} (allowed: "
+            f"{', '.join(map(str, allowed))})",
+            **sa.describe(),
+        )
+        return None
+
+    def _installChild(
+        self, sa: IKESA, offer, transforms, suite, narrowed, nonceI, nonceR, sharedSecret=None
+    ):
+        """
+        Make the CHILD SA the peer's C{offer} asked for, with KEYMAT from SK_d and the nonces
+        (and the fresh shared secret of a CREATE_CHILD_SA with PFS), and hand it to the SAD.
+        Returns the SA payload to answer with and the CHILD SA.
+        """
         inboundSpi = self.sad.allocateSpi()
         child = ChildSA(
             inboundSpi=inboundSpi,
             outboundSpi=offer.spi,
             suite=suite,
-            localTs=narrowedR,
-            remoteTs=narrowedI,
+            localTs=narrowed[1],
+            remoteTs=narrowed[0],
             peer=sa.peer,
             path=sa.path,
             ikeSpi=sa.localSpi,
@@ -818,18 +840,14 @@ class ResponderExchanges(MobikeResponder):
         )
         child.setKeys(
             deriveChildKeys(
-                sa.suite.prf, sa.keys.skD, suite.encr, suite.integ, sa.nonceI, sa.nonceR
+                sa.suite.prf, sa.keys.skD, suite.encr, suite.integ, nonceI, nonceR, sharedSecret
             ),
             isInitiator=False,
         )
         self.sad.install(child)
         sa.children.append(child)
         answer = Proposal(offer.number, offer.protocolId, inboundSpi, transforms)
-        return [
-            SAPayload((answer,)),
-            TSiPayload(narrowedI),
-            TSrPayload(narrowedR),
-        ]
+        return SAPayload((answer,)), child
 
     # -- INFORMATIONAL and CREATE_CHILD_SA ----------------------------------------------------
 
@@ -886,12 +904,3 @@ class ResponderExchanges(MobikeResponder):
         if mobility is not None:
             self.answerMobility(sa, mobility, answer)
         self.respond(sa, ExchangeType.INFORMATIONAL, answer)
-
-    def handle_CREATE_CHILD_SA(self, sa: IKESA, header: IKEHeader, payloads) -> None:
-        # Additional CHILD SAs and rekeying arrive with the SA-lifecycle work; until then the
-        # RFC's answer lets the peer keep its current SAs.
-        self.counters.increment("create_child_sa_refused")
-        self.respond(
-            sa, ExchangeType.CREATE_CHILD_SA, [self.notify(NotifyType.NO_ADDITIONAL_SAS)]
-        )
-
