@@ -166,3 +166,35 @@ def test_clientMovesAddressAndTheTunnelFollows(workdir):
         assert client.terminateIke("home").returncode == 0, client.log()
         assert client.listSas() == []
         assert waitFor(lambda: "deleted by the peer" in hub.log()), hub.log()
+
+
+def test_withMobikeOffTheClientReauthenticatesFromItsNewAddress(workdir):
+    """
+    [hub] mobike = false: the hub does not answer the client's MOBIKE_SUPPORTED, so strongSwan
+    cannot move its IKE SA and sets up a new one from the new address; the hub logs no move.
+    """
+    requireRealClients()
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", hubConfig(hubExtra="mobike = false")) as hub,
+        StrongSwan(
+            net.clientNs[0], workdir / "c1", clientConfig(), secrets=clientSecrets()
+        ) as client,
+    ):
+        ns = net.clientNs[0]
+        assert client.initiate("home").returncode == 0, client.log()
+        before = onlyIkeSa(client)
+        assert "peer supports MOBIKE" not in client.log()
+        moveClient(net, ns, net.clientAddresses[0], MOVED)
+        assert waitFor(
+            lambda: [sa["local-host"] for sa in client.listSas() if sa["state"] == "ESTABLISHED"]
+            == [MOVED],
+            timeout=20,
+        ), client.log()
+        after = onlyIkeSa(client)
+        assert after["initiator-spi"] != before["initiator-spi"]
+        [vip] = after["local-vips"]
+        assert net.ping(ns, LAN_HOST, count=3, source=vip), client.log()
+        assert "(MOBIKE)" not in hub.log()
+        established = f"IKE SA with {MOVED}:4500 (alice@example.com) established"
+        assert waitFor(lambda: established in hub.log()), hub.log()
