@@ -515,7 +515,7 @@ class MalformedTests(MobikeScenario):
         self.assertIn(self.sa.spiR, self.hub.sas)
 
 
-class ClockIsUnused(SynchronousTestCase):
+class TimerTests(SynchronousTestCase):
     def test_moveNeedsNoTimer(self):
         """The move happens in the request's handling: no timer is left behind."""
         pair = Pair()

@@ -198,3 +198,32 @@ def test_withMobikeOffTheClientReauthenticatesFromItsNewAddress(workdir):
         assert "(MOBIKE)" not in hub.log()
         established = f"IKE SA with {MOVED}:4500 (alice@example.com) established"
         assert waitFor(lambda: established in hub.log()), hub.log()
+
+
+def test_staticClientsSelectorFollowsItsNewAddress(workdir):
+    """
+    A client without a virtual IP uses its IKE address as its own traffic selector ("dynamic").
+    After its move, strongSwan rekeys the CHILD SA for its new address, and the hub, whose IKE SA
+    already moved, narrows the new CHILD SA to that address.
+    """
+    requireRealClients()
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", hubConfig()) as hub,
+        StrongSwan(
+            net.clientNs[0],
+            workdir / "c1",
+            clientConfig(identity="static.example.com", vips=False),
+            secrets=clientSecrets("static.example.com"),
+        ) as client,
+    ):
+        assert client.initiate("home").returncode == 0, client.log()
+        moveClient(net, net.clientNs[0], net.clientAddresses[0], MOVED)
+        assert waitFor(lambda: "rekeyed as" in hub.log(), timeout=15), hub.log()
+
+        def installed():
+            return [c for c in onlyIkeSa(client)["child-sas"] if c["state"] == "INSTALLED"]
+
+        assert waitFor(lambda: [c["local-ts"] for c in installed()] == [[f"{MOVED}/32"]])
+        assert onlyIkeSa(client)["local-host"] == MOVED
+        assert "(static.example.com) moved to 192.0.2.111:4500" in hub.log()

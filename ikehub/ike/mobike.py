@@ -184,7 +184,7 @@ class MobikeResponder:
             answer.extend(natDetectionNotifies(sa.spiI, sa.spiR, None, target))
         if request.cookie2 is not None:
             # Section 3.7: copied as-is, whatever else happened.
-            answer.append(NotifyPayload(0, _COOKIE2, b"", request.cookie2))
+            answer.append(self.notify(_COOKIE2, request.cookie2))
 
     def _updateAddresses(self, sa: IKESA, answer: list) -> None:
         """
