@@ -163,6 +163,32 @@ class NegotiationTests(SynchronousTestCase):
         self.assertFalse(pair.hub.sas[sa.spiR].mobike)
         self.assertFalse(sa.mobike)
 
+    def test_negotiatedAcrossEapRounds(self):
+        """
+        With EAP, the announcement rides the first IKE_AUTH request (the one with the SA
+        payload) and the answer the last response (the one with the CHILD SA), RFC 4555 3.2.
+        """
+        from tests.test_ike_initiator_auth import PASSWORD, connect, hubPair, pkiFor
+
+        pki = pkiFor("ecdsa")
+        pair = hubPair("eap-mschapv2", pki)
+        spec = clientSpec(psk=None, eapPassword=PASSWORD, trust=pki.trust, mobike=True)
+        [sa], failures = connect(pair, spec)
+        self.assertEqual(failures, [])
+        self.assertTrue(sa.mobike)
+        [hubSa] = pair.hub.sas.values()
+        self.assertTrue(hubSa.mobike)
+        answers = []
+        for host, _, _, datagram in pair.net.log:
+            header = IKEHeader.fromBytes(datagram)
+            if host == HUB and header.exchangeType == ExchangeType.IKE_AUTH:
+                answers.append(sa.skIn.unprotect(datagram, Message.fromBytes(datagram, header)))
+        self.assertGreater(len(answers), 2)
+        withMobike = [
+            i for i, a in enumerate(answers) if NotifyType.MOBIKE_SUPPORTED in notifyTypes(a)
+        ]
+        self.assertEqual(withMobike, [len(answers) - 1])
+
     def test_ikeAuthIndexKeepsAdditionalAddresses(self):
         """
         The IKE_AUTH index notes MOBIKE_SUPPORTED and keeps ADDITIONAL_IP4/6_ADDRESS in order;
