@@ -94,6 +94,7 @@ _HUB_KEYS = (
     "crls",
     "users",
     "lease_db",
+    "mobike",
 )
 _POOL_KEYS = ("addresses", "dns", "lease_time")
 _PEER_KEYS = (
@@ -260,6 +261,8 @@ class HubConfig:
     cookieThresholdPerSource: int = 10
     #: Half-open IKE SAs from one address beyond which its IKE_SA_INIT requests are dropped.
     blockThreshold: int = 100
+    #: Offer MOBIKE (RFC 4555) to initiators that announce it.
+    mobike: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -666,6 +669,7 @@ class _Validator:
         values["ikeRekeyTime"] = self.number(
             table, "ike_rekey_time", where, 14400, 0, inclusive=True
         )
+        values["mobike"] = self.boolean(table, "mobike", where, True)
         values["saveKeys"] = self.saveKeys(table)
         values["leaseDb"] = self.leaseDb(table)
         values.update(self.credentials(table))

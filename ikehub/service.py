@@ -47,6 +47,7 @@ def settingsFromConfig(config: HubConfig) -> IKESettings:
         dpdDelay=config.dpdDelay,
         ikeRekeyTime=config.ikeRekeyTime,
         requirePfs=config.esp.requirePfs if config.esp is not None else False,
+        mobike=config.mobike,
     )
 
 

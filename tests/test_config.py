@@ -147,6 +147,7 @@ def test_minimalConfigGetsDefaults(tmp_path):
         5,
     )
     assert config.saveKeys is None
+    assert config.mobike is True
     assert dict(config.pools) == {}
     [peer] = config.peers
     assert peer == PeerConfig(
@@ -399,6 +400,8 @@ def hubWith(line):
         ("half_open_timeout = true", "hub.half_open_timeout", "expected a number"),
         ('retransmit_timeout = "2"', "hub.retransmit_timeout", "expected a number"),
         ("save_keys = false", "hub.save_keys", "expected a string"),
+        ('mobike = "yes"', "hub.mobike", "expected true or false"),
+        ("mobike = 1", "hub.mobike", "expected true or false"),
         ('ike_proposals = "aes256gcm16-prfsha384-x25519"', "hub.ike_proposals", "expected a list"),
     ],
 )
@@ -1144,3 +1147,11 @@ def test_dnsDomainsNeedDnsServers(tmp_path):
 def test_dnsDomainsWithoutAPool(tmp_path):
     message = problems(tmp_path, MINIMAL + 'dns_domains = ["corp.example.com"]\n')
     assert ": peers[0].dns_domains: " in message and "give the peer a pool" in message
+def test_mobikeCanBeTurnedOff(tmp_path):
+    """hub.mobike = false reaches the IKE settings: the hub then does not offer MOBIKE."""
+    from ikehub.service import settingsFromConfig
+
+    config = load(tmp_path, hubWith("mobike = false"))
+    assert config.mobike is False
+    assert settingsFromConfig(config).mobike is False
+    assert settingsFromConfig(load(tmp_path, MINIMAL)).mobike is True

@@ -30,7 +30,7 @@ from ikehub.crypto.proposals import suiteFromProposal
 from ikehub.ike.child import ChildSA
 from ikehub.ike.responder import NONCE_MAX, NONCE_MIN, DuplicatePayload
 from ikehub.ike.sa import IKESA, IKEState
-from ikehub.ike.ts import covers, narrow, networkRange, rangesOf
+from ikehub.ike.ts import covers, narrow, rangesOf
 from ikehub.wire.constants import EsnId, ExchangeType, NotifyType, ProtocolId, TransformType
 from ikehub.wire.payloads import (
     DeletePayload,
@@ -49,6 +49,9 @@ _SINGULAR = frozenset({SAPayload, NoncePayload, KEPayload, TSiPayload, TSrPayloa
 #: Notify types below this are errors (RFC 7296 section 3.10.1).
 _FIRST_STATUS = 16384
 _NOTIFY_NAMES = frozenset(int(n) for n in NotifyType)
+#: CHILD SAs one IKE SA may hold, old ones awaiting their Delete included: an authenticated peer
+#: that creates or rekeys without deleting cannot make the hub keep SAs without end.
+MAX_CHILDREN = 8
 #: Seconds before a refused (TEMPORARY_FAILURE, NO_PROPOSAL_CHOSEN, ...) rekey is tried again,
 #: before jitter.
 RETRY_DELAY = 10.0
@@ -112,7 +115,9 @@ def _requestIndex(payloads) -> dict:
             found[kind] = payload
         elif kind is NotifyPayload:
             if payload.notifyType == NotifyType.REKEY_SA:
-                found.setdefault(NotifyType.REKEY_SA, payload)
+                if NotifyType.REKEY_SA in found:
+                    raise DuplicatePayload("REKEY_SA notify")
+                found[NotifyType.REKEY_SA] = payload
             elif payload.notifyType < _FIRST_STATUS:
                 found.setdefault("error", payload)
     return found
@@ -224,6 +229,12 @@ class CreateChildExchanges:
         tsi, tsr = found.get(TSiPayload), found.get(TSrPayload)
         if tsi is None or tsr is None:
             return self._refuseCreate(sa, NotifyType.INVALID_SYNTAX, "a request without TSi/TSr")
+        if len(sa.children) >= MAX_CHILDREN:
+            return self._refuseCreate(
+                sa,
+                NotifyType.NO_ADDITIONAL_SAS,
+                f"the IKE SA holds {len(sa.children)} CHILD SAs, the most it may",
+            )
         chosen = self._espSelector.chooseChild(
             found[SAPayload].proposals, allowNoPfs=not self.settings.requirePfs
         )
@@ -253,14 +264,14 @@ class CreateChildExchanges:
             answerKe = KEPayload(group, kex.publicKey)
         if old is not None:
             # A rekey keeps within the old SA's selectors.
-            remoteAllowed, localAllowed = rangesOf(old.remoteTs), rangesOf(old.localTs)
+            narrowedI = narrow(tsi.selectors, rangesOf(old.remoteTs))
+            narrowedR = narrow(tsr.selectors, rangesOf(old.localTs))
         else:
-            remoteAllowed = self._allowedRemote(sa, sa.entry)
-            localAllowed = [networkRange(n) for n in sa.entry.localTs]
-        narrowedI = narrow(tsi.selectors, remoteAllowed)
-        narrowedR = narrow(tsr.selectors, localAllowed)
+            # What the PAD entry allows, as for the first CHILD SA (refusals logged there).
+            narrowedI, narrowedR = self._narrowSelectors(sa, tsi, tsr) or ((), ())
         if not narrowedI or not narrowedR:
-            self.counters.increment("child_ts_unacceptable")
+            if old is not None:
+                self.counters.increment("child_ts_unacceptable")
             return self._refuseCreate(
                 sa,
                 NotifyType.TS_UNACCEPTABLE,

@@ -309,19 +309,31 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
     def _acceptRequest(self, sa: IKESA, data, messageId, peer, path) -> None:
         """
         An authenticated request moves the window and, if the peer's NAT mapping moved, the SA
-        follows it (RFC 7296 section 2.23: only authenticated messages may move it).
+        follows it (RFC 7296 section 2.23: only authenticated messages may move it). With MOBIKE
+        it does not: RFC 4555 section 3.8 leaves moving to UPDATE_SA_ADDRESSES, and the answer
+        goes back where the request came from (C{replyTo}).
         """
         sa.nextPeerRequestId = messageId + 1
         sa.lastRequestHash = requestDigest(data)
         sa.lastResponse = None
         sa.lastHeard = self.clock.seconds()
+        sa.replyTo = None
         if sa.peer != peer or sa.path != path:
-            self.movePeer(sa, peer, path)
+            if sa.mobike:
+                sa.replyTo = (peer, path)
+                self.counters.increment("mobike_request_from_elsewhere")
+            else:
+                self.movePeer(sa, peer, path)
 
     def movePeer(self, sa: IKESA, peer, path) -> None:
         if self.byPeer.get(sa.peer) is sa:
             del self.byPeer[sa.peer]
             self.byPeer[peer] = sa
+        """
+        The IKE SA and its CHILD SAs talk to C{peer} by C{path} from now on: the ESP datapath
+        reads each CHILD SA's address per packet, so outbound ESP follows at once (no index
+        is keyed by the peer's address: C{halfOpen} holds no established SA).
+        """
         sa.peer, sa.path = peer, path
         for child in sa.children:
             child.peer, child.path = peer, path
@@ -356,11 +368,16 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
 
     def respond(self, sa: IKESA, exchangeType: int, payloads) -> None:
         """
-        Answer the request the SA just accepted, and keep the answer for retransmissions.
+        Answer the request the SA just accepted, where it came from (RFC 7296 section 2.11),
+        and keep the answer for retransmissions.
         """
         datagram = sa.seal(exchangeType, sa.nextPeerRequestId - 1, payloads, response=True)
         sa.lastResponse = datagram
-        self._send(datagram, sa.peer, sa.path)
+        replyTo = sa.replyTo
+        if replyTo is None:
+            self._send(datagram, sa.peer, sa.path)
+        else:
+            self._send(datagram, *replyTo)
 
     def sendPlain(self, header: IKEHeader, payloads, peer, path) -> bytes:
         """

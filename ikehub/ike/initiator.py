@@ -132,6 +132,8 @@ class InitiatorSpec:
     #: With C{requestVirtualIp}, the CFG_REQUEST's attribute types (each sent empty) instead
     #: of an IPv4 address and DNS server: e.g. INTERNAL_IP6_ADDRESS, INTERNAL_DNS_DOMAIN.
     configAttributes: tuple = ()
+    #: Announce MOBIKE (RFC 4555) in IKE_AUTH; the SA's C{mobike} says whether the peer agreed.
+    mobike: bool = False
 
     # Derived once in __post_init__, never per handshake.
     #: AUTH_PSK, AUTH_PUBKEY or AUTH_EAP_MSCHAPV2.
@@ -535,6 +537,8 @@ class InitiatorExchanges:
         spec = setup.spec
         if spec.requestVirtualIp:
             payloads.append(spec.configRequest)
+        if spec.mobike:
+            payloads.append(self.notify(NotifyType.MOBIKE_SUPPORTED))
         inboundSpi = self.sad.allocateSpi()
         proposals = tuple(
             child.toWire(number, inboundSpi) for number, child in enumerate(spec.espProposals, 1)
@@ -574,6 +578,11 @@ class InitiatorExchanges:
         sa.state = IKEState.ESTABLISHED
         self.indexPeer(sa)
         sa.initRequest = sa.initResponse = b""
+        if setup.spec.mobike:
+            sa.mobike = any(
+                type(p) is NotifyPayload and p.notifyType == NotifyType.MOBIKE_SUPPORTED
+                for p in payloads
+            )
 
         cp = next((p for p in payloads if type(p) is CPPayload), None)
         if cp is not None:

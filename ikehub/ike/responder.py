@@ -18,11 +18,11 @@ from ikehub.auth.plugin import AuthAttempt
 from ikehub.crypto.errors import CryptoError
 from ikehub.auth.signatures import SIGNATURE_HASH_ALGORITHMS
 from ikehub.crypto.ke import newKeyExchange
-from ikehub.crypto.keys import deriveChildKeys, deriveIkeKeys
+from ikehub.crypto.keys import deriveIkeKeys
 from ikehub.crypto.proposals import ProposalSelector
 from ikehub.ike.authstate import AuthState
-from ikehub.ike.child import ChildSA
 from ikehub.ike.configpayload import addressAttribute, domainAttribute, subnetAttribute
+from ikehub.ike.mobike import MalformedMobility, MobikeResponder, parseMobility, peerAddressList
 from ikehub.ike.nat import natDetectionNotifies
 from ikehub.ike.psk import DECOY_PSK, pskAuthData, sessionKeyAuthData, signedOctets
 from ikehub.ike.sa import ZERO_SPI, IKESA, IKEState
@@ -66,7 +66,19 @@ _NOTIFY_NAMES = frozenset(int(n) for n in NotifyType)
 #: EAP Code 4 (RFC 3748 section 4.2).
 _EAP_FAILURE = 4
 #: Status notifies of IKE_AUTH whose presence matters (see indexed).
-_NOTED = frozenset({NotifyType.ANOTHER_AUTH_FOLLOWS, NotifyType.INITIAL_CONTACT})
+_NOTED = frozenset(
+    {
+        NotifyType.ANOTHER_AUTH_FOLLOWS,
+        NotifyType.INITIAL_CONTACT,
+        NotifyType.MOBIKE_SUPPORTED,
+        NotifyType.ADDITIONAL_IP4_ADDRESS,
+        NotifyType.ADDITIONAL_IP6_ADDRESS,
+    }
+)
+#: The peer's additional addresses (RFC 4555 section 3.4), kept in order under this key of
+#: the index rather than as a flag.
+_ADDITIONAL = frozenset({NotifyType.ADDITIONAL_IP4_ADDRESS, NotifyType.ADDITIONAL_IP6_ADDRESS})
+ADDITIONAL_ADDRESSES = "additional addresses"
 #: CERT and CERTREQ encoding 4: X.509 Certificate - Signature.
 _X509 = 4
 #: The CFG_REQUEST attributes asking for an address, and for protected subnets, per family.
@@ -109,7 +121,10 @@ def indexed(payloads) -> dict:
         elif kind is CertPayload and payload.encoding == _X509:
             found.setdefault(CertPayload, []).append(payload.data)
         elif kind is NotifyPayload and payload.notifyType in _NOTED:
-            found[payload.notifyType] = True
+            if payload.notifyType in _ADDITIONAL:
+                found.setdefault(ADDITIONAL_ADDRESSES, []).append(payload)
+            else:
+                found[payload.notifyType] = True
     return found
 
 
@@ -126,7 +141,7 @@ def single(payloads, cls):
     return found
 
 
-class ResponderExchanges:
+class ResponderExchanges(MobikeResponder):
     """
     Mixed into L{ikehub.ike.endpoint.IKEEndpoint}.
     """
@@ -149,6 +164,7 @@ class ResponderExchanges:
         self._certReq = CertReqPayload(_X509, certReqData) if certReqData else None
         #: Our SIGNATURE_HASH_ALGORITHMS (RFC 7427), answered to peers that announce theirs.
         self._multipleAuth = self.notify(NotifyType.MULTIPLE_AUTH_SUPPORTED)
+        self._mobikeSupported = self.notify(NotifyType.MOBIKE_SUPPORTED)
         self._ourHashes = self.notify(
             NotifyType.SIGNATURE_HASH_ALGORITHMS,
             b"".join(_GROUP.pack(h) for h in SIGNATURE_HASH_ALGORITHMS),
@@ -686,6 +702,14 @@ class ResponderExchanges:
                 self._createChild(sa, saPayload, found.get(TSiPayload), found.get(TSrPayload))
             )
 
+        if found.get(NotifyType.MOBIKE_SUPPORTED) and self.settings.mobike:
+            # RFC 4555 section 3.2: both sides said so in IKE_AUTH (in the message with the SA
+            # payload, which is the first request, kept in state.request).
+            sa.mobike = True
+            answer.append(self._mobikeSupported)
+            additional = found.get(ADDITIONAL_ADDRESSES)
+            if additional:
+                sa.peerAddresses = peerAddressList(additional)
         sa.state = IKEState.ESTABLISHED
         self.indexPeer(sa)
         sa.authState = None
@@ -858,51 +882,41 @@ class ResponderExchanges:
             self.counters.increment("child_no_proposal_chosen")
             return [self.notify(NotifyType.NO_PROPOSAL_CHOSEN)]
         offer, transforms, suite = chosen
+        narrowed = self._narrowSelectors(sa, tsi, tsr)
+        if narrowed is None:
+            return [self.notify(NotifyType.TS_UNACCEPTABLE)]
+        child = self._newChild(
+            sa, offer.spi, suite, narrowed[1], narrowed[0], sa.nonceI, sa.nonceR, None,
+            isInitiator=False, outbound=True,
+        )
+        answer = Proposal(offer.number, offer.protocolId, child.inboundSpi, transforms)
+        return [SAPayload((answer,)), TSiPayload(narrowed[0]), TSrPayload(narrowed[1])]
+
+    def _narrowSelectors(self, sa: IKESA, tsi, tsr):
+        """
+        The peer's TSi and TSr narrowed to what its PAD entry allows, or None (logged, counted)
+        when either side ends up empty.
+        """
         narrowedI = narrow(tsi.selectors, self._allowedRemote(sa, sa.entry))
         narrowedR = narrow(tsr.selectors, map(networkRange, sa.entry.localTs))
-        if not narrowedI or not narrowedR:
-            self.counters.increment("child_ts_unacceptable")
-            entry = sa.entry
-            side, asked, allowed = (
-                ("its own side", tsi.selectors, entry.remoteTs)
-                if not narrowedI
-                else ("the hub's side", tsr.selectors, entry.localTs)
-            )
-            self.log.warn(
-                "CHILD SA with {peer} ({identity}) refused: {reason}",
-                event="child_sa_failed",
-                reason=f"TS_UNACCEPTABLE: PAD entry {entry.name!r} does not allow "
-                f"{', '.join(map(str, asked))} as {side} (allowed: "
-                f"{', '.join(map(str, allowed))})",
-                **sa.describe(),
-            )
-            return [self.notify(NotifyType.TS_UNACCEPTABLE)]
-        inboundSpi = self.sad.allocateSpi()
-        child = ChildSA(
-            inboundSpi=inboundSpi,
-            outboundSpi=offer.spi,
-            suite=suite,
-            localTs=narrowedR,
-            remoteTs=narrowedI,
-            peer=sa.peer,
-            path=sa.path,
-            ikeSpi=sa.localSpi,
-            createdAt=self.clock.seconds(),
+        if narrowedI and narrowedR:
+            return narrowedI, narrowedR
+        self.counters.increment("child_ts_unacceptable")
+        entry = sa.entry
+        side, asked, allowed = (
+            ("its own side", tsi.selectors, entry.remoteTs)
+            if not narrowedI
+            else ("the hub's side", tsr.selectors, entry.localTs)
         )
-        child.setKeys(
-            deriveChildKeys(
-                sa.suite.prf, sa.keys.skD, suite.encr, suite.integ, sa.nonceI, sa.nonceR
-            ),
-            isInitiator=False,
+        self.log.warn(
+            "CHILD SA with {peer} ({identity}) refused: {reason}",
+            event="child_sa_failed",
+            reason=f"TS_UNACCEPTABLE: PAD entry {entry.name!r} does not allow "
+            f"{', '.join(map(str, asked))} as {side} (allowed: "
+            f"{', '.join(map(str, allowed))})",
+            **sa.describe(),
         )
-        self.sad.install(child)
-        sa.children.append(child)
-        answer = Proposal(offer.number, offer.protocolId, inboundSpi, transforms)
-        return [
-            SAPayload((answer,)),
-            TSiPayload(narrowedI),
-            TSrPayload(narrowedR),
-        ]
+        return None
 
     # -- INFORMATIONAL ----------------------------------------------------
 
@@ -929,7 +943,21 @@ class ResponderExchanges:
             self.respond(sa, ExchangeType.INFORMATIONAL, [])
             self.removeSa(sa, "deleted by the peer")
             return
-        answer = []
+        try:
+            mobility = parseMobility(payloads)
+        except MalformedMobility as e:
+            # Authenticated but malformed: the RFC's answer, and no address or list changes.
+            self.counters.increment("mobike_malformed")
+            self.log.info(
+                "IKE SA with {peer} ({identity}): malformed MOBIKE request: {reason}",
+                event="mobike_malformed",
+                reason=str(e),
+                **sa.describe(),
+            )
+            return self.respond(
+                sa, ExchangeType.INFORMATIONAL, [self.notify(NotifyType.INVALID_SYNTAX)]
+            )
+        answer: list = []
         for delete in deletes:
             if delete.protocolId != ProtocolId.ESP:
                 continue
@@ -941,4 +969,6 @@ class ResponderExchanges:
                     self.forgetChild(sa, child)
             if ours:
                 answer.append(DeletePayload(ProtocolId.ESP, tuple(ours)))
+        if mobility is not None:
+            self.answerMobility(sa, mobility, answer)
         self.respond(sa, ExchangeType.INFORMATIONAL, answer)

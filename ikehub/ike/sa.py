@@ -91,6 +91,9 @@ class IKESA:
         "lingerCall",
         "invalidSpiAt",
         "configReply",
+        "mobike",
+        "peerAddresses",
+        "replyTo",
     )
 
     def __init__(self, isInitiator: bool, spiI: bytes, spiR: bytes, peer, path, now: float):
@@ -143,6 +146,15 @@ class IKESA:
         self.invalidSpiAt = _NEVER
         #: Initiator: the attributes of the responder's CFG_REPLY (empty without one).
         self.configReply: tuple = ()
+        #: MOBIKE (RFC 4555) was negotiated in IKE_AUTH: the SA moves only when the peer says
+        #: UPDATE_SA_ADDRESSES, not with every authenticated request from elsewhere.
+        self.mobike = False
+        #: The peer's other addresses as it announced them (ADDITIONAL_IP4/6_ADDRESS), for the
+        #: operator: the hub, as responder, never picks a path itself.
+        self.peerAddresses: tuple = ()
+        #: Where the answer to the request being handled goes, when that is not (peer, path):
+        #: a MOBIKE peer asking from an address it has not (yet) moved the SA to.
+        self.replyTo: tuple | None = None
 
     @property
     def localSpi(self) -> bytes:

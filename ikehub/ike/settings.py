@@ -41,3 +41,6 @@ class IKESettings:
     requirePfs: bool = False
     #: Seconds a rekeyed IKE SA waits for its Delete before it is dropped without one.
     rekeyedLinger: float = 30.0
+    #: Offer MOBIKE (RFC 4555) to initiators that announce it: their IKE SA then moves only on
+    #: UPDATE_SA_ADDRESSES, no longer on every authenticated request from a new address.
+    mobike: bool = True
