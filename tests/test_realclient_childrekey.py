@@ -53,7 +53,7 @@ def test_clientRekeysItsChildSaAndTheTunnelCarriesOn(workdir, clientEsp, hubEsp,
         [vip] = before["local-vips"]
         ping = ContinuousPing(net.clientNs[0], vip, LAN_HOST, workdir / "ping.txt")
         try:
-            assert waitFor(lambda: "rekeyed as" in hub.log(), timeout=15), (
+            assert waitFor(lambda: "rekeyed by the peer: now" in hub.log(), timeout=15), (
                 hub.log() + client.log()
             )
             rekeyedAt = max(ping.replies() or [0])
@@ -79,9 +79,9 @@ def test_clientRekeysItsChildSaAndTheTunnelCarriesOn(workdir, clientEsp, hubEsp,
         if pfs is not None:
             assert child["dh-group"] == pfs
         [line] = [
-            entry for entry in hub.log().splitlines() if "rekeyed as" in entry
+            entry for entry in hub.log().splitlines() if "rekeyed by the peer: now" in entry
         ][-1:]
-        new = re.search(r"rekeyed as ([0-9a-f]{8})/([0-9a-f]{8})", line).groups()
+        new = re.search(r"rekeyed by the peer: now ([0-9a-f]{8})/([0-9a-f]{8})", line).groups()
         assert (child["spi-out"], child["spi-in"]) == new
         # The client deleted each old CHILD SA; the hub's log has their counters.
         old = childBefore["spi-out"]

@@ -152,7 +152,7 @@ def test_clientMovesAddressAndTheTunnelFollows(workdir):
         assert childAfter["name"] == childBefore["name"]
         assert childAfter["reqid"] == childBefore["reqid"]
         assert childAfter["packets-in"] > 0
-        rekeyed = re.search(r"rekeyed as ([0-9a-f]{8})/([0-9a-f]{8})", hub.log())
+        rekeyed = re.search(r"rekeyed by the peer: now ([0-9a-f]{8})/([0-9a-f]{8})", hub.log())
         assert rekeyed is not None, hub.log()
         assert (childAfter["spi-out"], childAfter["spi-in"]) == rekeyed.groups()
 
@@ -219,7 +219,7 @@ def test_staticClientsSelectorFollowsItsNewAddress(workdir):
     ):
         assert client.initiate("home").returncode == 0, client.log()
         moveClient(net, net.clientNs[0], net.clientAddresses[0], MOVED)
-        assert waitFor(lambda: "rekeyed as" in hub.log(), timeout=15), hub.log()
+        assert waitFor(lambda: "rekeyed by the peer: now" in hub.log(), timeout=15), hub.log()
 
         def installed():
             return [c for c in onlyIkeSa(client)["child-sas"] if c["state"] == "INSTALLED"]

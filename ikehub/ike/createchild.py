@@ -262,16 +262,17 @@ class CreateChildExchanges:
             except CryptoError:
                 return self._refuseCreate(sa, NotifyType.INVALID_SYNTAX, "an invalid KE value")
             answerKe = KEPayload(group, kex.publicKey)
-        if old is not None:
-            # A rekey keeps within the old SA's selectors.
+        if sa.entry is not None:
+            # What the PAD entry allows now, as for the first CHILD SA (refusals logged there):
+            # a rekey after a MOBIKE move asks for the peer's new address as its own side.
+            narrowedI, narrowedR = self._narrowSelectors(sa, tsi, tsr) or ((), ())
+        else:
+            # The hub is the client here: a rekey by the responder keeps within the old SA.
             narrowedI = narrow(tsi.selectors, rangesOf(old.remoteTs))
             narrowedR = narrow(tsr.selectors, rangesOf(old.localTs))
-        else:
-            # What the PAD entry allows, as for the first CHILD SA (refusals logged there).
-            narrowedI, narrowedR = self._narrowSelectors(sa, tsi, tsr) or ((), ())
-        if not narrowedI or not narrowedR:
-            if old is not None:
+            if not narrowedI or not narrowedR:
                 self.counters.increment("child_ts_unacceptable")
+        if not narrowedI or not narrowedR:
             return self._refuseCreate(
                 sa,
                 NotifyType.TS_UNACCEPTABLE,
