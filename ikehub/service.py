@@ -42,6 +42,8 @@ def settingsFromConfig(config: HubConfig) -> IKESettings:
         retransmitTimeout=config.retransmitTimeout,
         retransmitBase=config.retransmitBase,
         retransmitTries=config.retransmitTries,
+        fragmentation=config.fragmentation,
+        fragmentSize=config.fragmentSize,
     )
 
 

@@ -125,6 +125,8 @@ class InitiatorSpec:
     eapPassword: str | None = dataclasses.field(default=None, repr=False)
     #: Send INITIAL_CONTACT (RFC 7296 section 2.4): we hold no other IKE SA with the peer.
     initialContact: bool = False
+    #: Offer IKE fragmentation (RFC 7383); our fragments are the endpoint's fragmentSize.
+    fragmentation: bool = False
 
     # Derived once in __post_init__, never per handshake.
     #: AUTH_PSK, AUTH_PUBKEY or AUTH_EAP_MSCHAPV2.
@@ -392,6 +394,8 @@ class InitiatorExchanges:
         payloads += natDetectionNotifies(sa.spiI, ZERO_SPI, None, sa.peer)
         if not setup.spec.pskOnly:
             payloads.append(setup.spec.hashesNotify)
+        if setup.spec.fragmentation:
+            payloads.append(self.notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
         sa.nextRequestId = 0
         self.sendRequest(sa, ExchangeType.IKE_SA_INIT, payloads, self._initAnswered, plain=True)
         sa.initRequest = sa.pending.datagram
@@ -470,6 +474,10 @@ class InitiatorExchanges:
         )
         if self.keysDerived is not None:
             self.keysDerived(sa)
+        if setup.spec.fragmentation and any(
+            n.notifyType == NotifyType.IKEV2_FRAGMENTATION_SUPPORTED for n in notifies
+        ):
+            sa.fragmentSize = self.fragmentLimit(peer)
         if sa.path != self.floatPath and peerIsBehindNat(notifies, sa.spiI, sa.spiR, peer):
             # RFC 7296 section 2.23: float to the NAT-T port; IKE and ESP travel in UDP there.
             self.movePeer(sa, (peer[0], setup.spec.remoteNattPort), self.floatPath)

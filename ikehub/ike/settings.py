@@ -25,3 +25,14 @@ class IKESettings:
     retransmitTries: int = 5
     #: INVALID_IKE_SPI answers to unknown-SPI requests allowed per second (RFC 7296 2.21.4).
     invalidSpiRate: float = 10.0
+    #: Answer IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383) to initiators that offer it.
+    fragmentation: bool = True
+    #: The largest IP datagram (IP and UDP headers and the non-ESP marker included, like
+    #: strongSwan's charon.fragment_size) an IKE message we send may fill on an SA that
+    #: negotiated fragmentation; larger messages go out as SKF fragments of this size.
+    fragmentSize: int = 1280
+    #: Reassembly limits (RFC 7383 section 2.6, ikehub.ike.fragments): fragments per message,
+    #: bytes of reassembled payload chain, seconds a reassembly may wait for its last fragment.
+    fragmentMaxCount: int = 64
+    fragmentMaxBytes: int = 65535
+    fragmentTimeout: float = 20.0
