@@ -571,3 +571,18 @@ def test_lostFragmentedIkeAuthResponseIsResentWhole(bigPki):
     requestFragments = len(authFragments(pair, CLIENT)) // 2
     assert pair.hub.counters["drop_fragment_retransmission_ignored"] == requestFragments - 1
     assert authFragments(pair, HUB) == dropped + dropped
+
+
+def test_requestThatCameWholeFreesItsPartialFragments():
+    """
+    The peer gives up fragmenting and sends the request whole: once it is accepted, the
+    fragments of it kept so far are freed at once rather than at the timeout.
+    """
+    pair, clientSa, hubSa = established()
+    fragments, answers = sendFragmented(pair, clientSa)
+    deliver(pair, fragments[:2])
+    assert len(pair.hub.fragments) == 1
+    messageHeader = clientSa.header(ExchangeType.INFORMATIONAL, clientSa.nextRequestId - 1, False)
+    pair.net.inject(HUB, clientSa.skOut.protect(messageHeader, bigRequest(100)))
+    assert hubSa.nextPeerRequestId == 3
+    assert hubSa.reassembly is None and len(pair.hub.fragments) == 0

@@ -366,6 +366,9 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
         """
         sa.nextPeerRequestId = messageId + 1
         sa.lastRequestHash = requestDigest(data)
+        if sa.reassembly is not None:
+            # Fragments of this request that came whole after all are of no more use.
+            self.fragments.forgetRequest(sa)
         sa.lastResponse = None
         sa.lastHeard = self.clock.seconds()
         if sa.peer != peer or sa.path != path:

@@ -186,6 +186,12 @@ class FragmentReassembler:
                 self._discard(reassembly)
         sa.reassembly = None
 
+    def forgetRequest(self, sa) -> None:
+        """Free C{sa}'s reassembly of a request of the peer's, if any (its window moved on)."""
+        book = sa.reassembly
+        if book is not None and False in book:
+            self._discard(book[False])
+
     def stop(self) -> None:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
