@@ -586,3 +586,42 @@ def test_requestThatCameWholeFreesItsPartialFragments():
     pair.net.inject(HUB, clientSa.skOut.protect(messageHeader, bigRequest(100)))
     assert hubSa.nextPeerRequestId == 3
     assert hubSa.reassembly is None and len(pair.hub.fragments) == 0
+
+
+def test_fragmentNumberAndTotalAreCoveredByTheTag():
+    """
+    RFC 7383 section 2.5: the fragment number and total are inside what the ICV or tag
+    covers; a genuine fragment renumbered in transit fails verification.
+    """
+    pair, clientSa, hubSa = established()
+    fragments, answers = sendFragmented(pair, clientSa)
+    datagram = fragments[1][3]
+    # Fragment number (offset 32) 2 -> 3, total (offset 34) unchanged, and the reverse.
+    renumbered = datagram[:32] + (3).to_bytes(2, "big") + datagram[34:]
+    total = Message.fromBytes(datagram).sk.totalFragments
+    retotaled = datagram[:34] + (total + 1).to_bytes(2, "big") + datagram[36:]
+    pair.net.inject(HUB, renumbered, source=(CLIENT, 4500), path=4500)
+    pair.net.inject(HUB, retotaled, source=(CLIENT, 4500), path=4500)
+    assert pair.hub.counters["drop_fragment_integrity"] == 2
+    assert hubSa.reassembly is None
+    deliver(pair, fragments)
+    assert answers.payloads == [()]
+
+
+def test_cbcWithHmacFragmentsToo():
+    """AES-CBC with HMAC (encrypt-then-MAC, block padding per fragment) reassembles as well."""
+    from tests.ikepump import ikeProposals
+
+    settings = hubSettings()
+    pair = Pair(settings=settings)
+    spec = clientSpec(fragmentation=True, ikeProposals=ikeProposals("aes256-sha256-modp2048"))
+    results, failures = pair.connect(spec)
+    assert results and not failures
+    [clientSa] = results
+    [hubSa] = pair.hub.sas.values()
+    assert not clientSa.suite.encr.isAead
+    fragments, answers = sendFragmented(pair, clientSa)
+    assert all(len(r[3]) <= 400 for r in fragments)
+    deliver(pair, fragments[::-1])
+    assert answers.payloads == [()]
+    assert pair.hub.counters["fragmented_messages_received"] == 1
