@@ -118,6 +118,7 @@ class IKEEndpoint(ResponderExchanges, InitiatorExchanges):
             settings.fragmentMaxCount,
             settings.fragmentMaxBytes,
             settings.fragmentTimeout,
+            settings.fragmentMaxTotalBytes,
         )
         self._sweepCall = None
         self._drainWaiters: list[Deferred] = []

@@ -22,6 +22,11 @@ Limits, all per message:
     windows are one message wide, so a verified fragment of another message ID replaces it;
   - C{timeout} seconds from the first verified fragment to the last. One timer serves all
     reassemblies (they are kept oldest first), not one per SA.
+
+And all reassemblies together hold at most C{maxTotalBytes} (16 MiB by default): anyone who
+completes an IKE_SA_INIT holds keys for a half-open SA, and a thousand of them (the default
+cookie threshold) must not each fill 64 KB. A verified fragment beyond the budget is dropped;
+its sender retransmits, by which time the budget may be free again.
 """
 
 from typing import Callable, NamedTuple
@@ -92,6 +97,7 @@ class FragmentReassembler:
         maxFragments: int = 64,
         maxBytes: int = 65535,
         timeout: float = 20.0,
+        maxTotalBytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.clock = clock
         self.counters = counters
@@ -99,6 +105,9 @@ class FragmentReassembler:
         self.maxFragments = maxFragments
         self.maxBytes = maxBytes
         self.timeout = timeout
+        self.maxTotalBytes = maxTotalBytes
+        #: Bytes of verified pieces held by all reassemblies.
+        self.bytesHeld = 0
         #: Every live reassembly, oldest first (insertion order is age).
         self._live: dict[_Reassembly, None] = {}
         self._timer = None
@@ -153,14 +162,20 @@ class FragmentReassembler:
             same = self._start(sa, isResponse, messageId, total)
             same.rejected = rejected
         if same.size + len(piece) > self.maxBytes:
+            self.bytesHeld -= same.size
             same.parts = {}
             same.size = 0
             same.first = b""
             same.refused = True
             return self._drop("fragment_oversized", peer)
+        if self.bytesHeld + len(piece) > self.maxTotalBytes:
+            if not same.parts:
+                self._discard(same)
+            return self._drop("fragment_memory", peer)
         number = skf.fragmentNumber
         same.parts[number] = piece
         same.size += len(piece)
+        self.bytesHeld += len(piece)
         if number == 1:
             same.firstPayload = skf.firstPayload
             same.first = data
@@ -210,7 +225,10 @@ class FragmentReassembler:
         return reassembly
 
     def _discard(self, reassembly: _Reassembly) -> None:
-        self._live.pop(reassembly, None)
+        if reassembly in self._live:
+            del self._live[reassembly]
+            self.bytesHeld -= reassembly.size
+            reassembly.size = 0
         book = reassembly.sa.reassembly
         if book is not None and book.get(reassembly.isResponse) is reassembly:
             del book[reassembly.isResponse]

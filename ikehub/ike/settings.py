@@ -36,3 +36,6 @@ class IKESettings:
     fragmentMaxCount: int = 64
     fragmentMaxBytes: int = 65535
     fragmentTimeout: float = 20.0
+    #: Bytes all reassemblies together may hold: a half-open SA has keys (the peer did the
+    #: Diffie-Hellman), so each could otherwise fill fragmentMaxBytes.
+    fragmentMaxTotalBytes: int = 16 * 1024 * 1024
