@@ -202,7 +202,8 @@ def test_fragmentedIkeAuthFromRsa4096ClientWithForgedFragments(workdir):
         assert ipaddress.ip_address(vip) in POOL
         assert net.ping(net.clientNs[0], LAN_HOST, count=3, source=vip), client.log()
 
-        sent = sniffer.authFragments(net.clientAddresses[0])
+        # A retransmission (on a loaded machine) repeats the same bytes: count each once.
+        sent = list(dict.fromkeys(sniffer.authFragments(net.clientAddresses[0])))
         assert len(sent) >= 8, len(sent)
         assert all(len(d) + 4 + 8 + 20 <= 340 for d in sent)
         assert sniffer.triggered == {"init", "auth"} and len(sniffer.injected) == 6
@@ -256,7 +257,7 @@ def test_hubsLargeChainIsSentInFragments(workdir):
         [vip] = sa["local-vips"]
         assert net.ping(net.clientNs[0], LAN_HOST, count=3, source=vip), client.log()
 
-        sent = sniffer.authFragments(HUB_ADDRESS)
+        sent = list(dict.fromkeys(sniffer.authFragments(HUB_ADDRESS)))
         assert len(sent) >= 8 and all(len(d) + 4 + 8 + 20 <= 576 for d in sent), len(sent)
         match = re.search(r"Sending IKE_AUTH response to \S+ in (\d+) fragments", hub.log())
         assert match and int(match.group(1)) == len(sent), hub.log()
