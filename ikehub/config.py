@@ -63,6 +63,12 @@ MAX_PSK_FILE_SIZE = 65536
 
 DYNAMIC = "dynamic"
 
+#: hub.fragment_size (RFC 7383): the whole IP datagram, like strongSwan's charon.fragment_size.
+#: 576 is the datagram every IPv4 host must accept; 65535 is the most UDP carries.
+DEFAULT_FRAGMENT_SIZE = 1280
+MIN_FRAGMENT_SIZE = 576
+MAX_FRAGMENT_SIZE = 65535
+
 _DEFAULT_LOCAL_TS = ("0.0.0.0/0", "::/0")
 _AUTH_NAME = re.compile(r"[a-z0-9-]+")
 _POOL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -87,6 +93,8 @@ _HUB_KEYS = (
     "retransmit_tries",
     "dpd_delay",
     "ike_rekey_time",
+    "fragmentation",
+    "fragment_size",
     "save_keys",
     "certificate",
     "private_key",
@@ -263,6 +271,10 @@ class HubConfig:
     blockThreshold: int = 100
     #: Offer MOBIKE (RFC 4555) to initiators that announce it.
     mobike: bool = True
+    #: Answer IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383) to initiators that offer it.
+    fragmentation: bool = True
+    #: The largest IP datagram an IKE message may fill before it is sent in fragments.
+    fragmentSize: int = 1280
 
 
 @dataclass(frozen=True, slots=True)
@@ -670,6 +682,8 @@ class _Validator:
             table, "ike_rekey_time", where, 14400, 0, inclusive=True
         )
         values["mobike"] = self.boolean(table, "mobike", where, True)
+        values["fragmentation"] = self.boolean(table, "fragmentation", where, True)
+        values["fragmentSize"] = self.fragmentSize(table)
         values["saveKeys"] = self.saveKeys(table)
         values["leaseDb"] = self.leaseDb(table)
         values.update(self.credentials(table))
@@ -694,6 +708,29 @@ class _Validator:
             )
             block = INVALID
         return {"cookieThresholdPerSource": perSource, "blockThreshold": block}
+    def fragmentSize(self, table: dict) -> Any:
+        """
+        C{hub.fragment_size}: whole IP datagrams, at least the 576 bytes every IPv4 path
+        carries (RFC 7383 section 2.5.1), at most what UDP can.
+        """
+        value = table.get("fragment_size", _MISSING)
+        if value is _MISSING:
+            return DEFAULT_FRAGMENT_SIZE
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(
+                "hub.fragment_size",
+                f"expected a whole number of bytes (like fragment_size = 1280), got "
+                f"{_describe(value)}",
+            )
+            return INVALID
+        if not MIN_FRAGMENT_SIZE <= value <= MAX_FRAGMENT_SIZE:
+            self.problem(
+                "hub.fragment_size",
+                f"{value} is out of range; use {MIN_FRAGMENT_SIZE}..{MAX_FRAGMENT_SIZE} bytes "
+                "(the whole IP datagram, e.g. 1280; RFC 7383 needs at least 576)",
+            )
+            return INVALID
+        return value
 
     # -- certificates, CAs and users --------------------------------------------------------
 

@@ -48,6 +48,8 @@ def settingsFromConfig(config: HubConfig) -> IKESettings:
         ikeRekeyTime=config.ikeRekeyTime,
         requirePfs=config.esp.requirePfs if config.esp is not None else False,
         mobike=config.mobike,
+        fragmentation=config.fragmentation,
+        fragmentSize=config.fragmentSize,
     )
 
 

@@ -139,16 +139,16 @@ class StrongSwanPki:
     A CA, the hub's certificate (SAN hub.example.com) and client certificates, made with
     strongSwan's pki in C{directory}: PEM files, keys mode 0600.
 
-    @param keyType: "rsa" (3072 bits) or "ecdsa" (P-256), for every key.
+    @param keyType: "rsa" (3072 bits unless C{size}) or "ecdsa" (P-256), for every key.
     """
 
-    def __init__(self, directory, keyType: str = "rsa") -> None:
+    def __init__(self, directory, keyType: str = "rsa", size: int | None = None) -> None:
         from pathlib import Path
 
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.keyType = keyType
-        self.size = "3072" if keyType == "rsa" else "256"
+        self.size = str(size) if size is not None else "3072" if keyType == "rsa" else "256"
         self.caKey = self.key("ca")
         self.caCert = self.directory / "ca.pem"
         self.caCert.write_bytes(
@@ -174,8 +174,14 @@ class StrongSwanPki:
         path.chmod(0o600)
         return path
 
-    def issue(self, name: str, san: str, *flags: str):
-        """A certificate for C{san} (also its CN); returns (certificate path, key path)."""
+    def issue(self, name: str, san: str, *flags: str, issuer=None):
+        """
+        A certificate for C{san} (also its CN); returns (certificate path, key path).
+
+        @param issuer: (certificate path, key path) of an intermediate CA made with
+            C{issue(..., "--ca")}; the root CA by default.
+        """
+        caCert, caKey = issuer if issuer is not None else (self.caCert, self.caKey)
         key = self.key(name)
         public = pki("--pub", "--in", str(key), "--type", self.keyType)
         cert = self.directory / f"{name}.pem"
@@ -183,9 +189,9 @@ class StrongSwanPki:
             pki(
                 "--issue",
                 "--cacert",
-                str(self.caCert),
+                str(caCert),
                 "--cakey",
-                str(self.caKey),
+                str(caKey),
                 "--type",
                 "pub",
                 "--dn",

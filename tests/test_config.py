@@ -1155,3 +1155,39 @@ def test_mobikeCanBeTurnedOff(tmp_path):
     assert config.mobike is False
     assert settingsFromConfig(config).mobike is False
     assert settingsFromConfig(load(tmp_path, MINIMAL)).mobike is True
+# -- IKE fragmentation (RFC 7383) -------------------------------------------------------------
+
+
+def test_fragmentationDefaultsAndSettings(tmp_path):
+    """
+    Fragmentation is on with 1280-byte datagrams unless configured, and both keys reach the
+    IKE machine's settings.
+    """
+    from ikehub.service import settingsFromConfig
+
+    config = load(tmp_path, MINIMAL)
+    assert (config.fragmentation, config.fragmentSize) == (True, 1280)
+    config = load(tmp_path, hubWith("fragmentation = false\nfragment_size = 576"))
+    assert (config.fragmentation, config.fragmentSize) == (False, 576)
+    settings = settingsFromConfig(config)
+    assert (settings.fragmentation, settings.fragmentSize) == (False, 576)
+
+
+@pytest.mark.parametrize(
+    "line, fragment",
+    [
+        ('fragmentation = "yes"', "expected true or false"),
+        ("fragmentation = 1", "expected true or false"),
+        ("fragment_size = true", "expected a whole number of bytes"),
+        ("fragment_size = 1280.0", "expected a whole number of bytes"),
+        ('fragment_size = "1280"', "expected a whole number of bytes"),
+        ("fragment_size = 575", "575 is out of range; use 576..65535"),
+        ("fragment_size = 0", "0 is out of range; use 576..65535"),
+        ("fragment_size = 65536", "65536 is out of range; use 576..65535"),
+    ],
+)
+def test_badFragmentationKeys(tmp_path, line, fragment):
+    """Each bad value is named with its key and what to use instead."""
+    key = line.split(" =")[0]
+    message = problems(tmp_path, hubWith(line))
+    assert f": hub.{key}: {fragment}" in message, message

@@ -487,3 +487,43 @@ def test_mutatedDatagramsRaiseOnlyTypedErrors(edits, cut):
     except (ParseError, IntegrityError, DecryptError):
         return
     assert tampered == _MUTATION_BASE and payloads == PAYLOADS
+
+
+# -- SKF fragments (RFC 7383) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encr,integ", COMBINATIONS, ids=lambda v: _name(v))
+def test_fragmentsRoundTripWithinTheSizeEveryCombination(encr, integ):
+    """
+    protectFragments: a message that fits comes back as one SK datagram; a larger one as SKF
+    fragments numbered 1..n, each at most maxSize bytes and each opening on its own, the first
+    naming the first inner payload, whose pieces join to the payload chain.
+    """
+    from ikehub.wire.message import decodePayloadChain, encodePayloadChain
+
+    sender, receiver, _, _ = _pair(encr, integ)
+    payloads = (IDiPayload(2, bytes(1500)), *PAYLOADS[1:])
+    whole = sender.protectFragments(HEADER, payloads, 4000)
+    assert type(whole) is bytes and Message.fromBytes(whole).header.nextPayload == PayloadType.SK
+    assert _unprotect(receiver, whole) == payloads
+    for maxSize in (200, 333, 576, 1248):
+        fragments = sender.protectFragments(HEADER, payloads, maxSize)
+        assert type(fragments) is tuple and len(fragments) > 1
+        pieces = []
+        for number, datagram in enumerate(fragments, 1):
+            assert len(datagram) <= maxSize
+            message = Message.fromBytes(datagram)
+            assert message.header.nextPayload == PayloadType.SKF
+            skf = message.sk
+            assert (skf.fragmentNumber, skf.totalFragments) == (number, len(fragments))
+            assert skf.firstPayload == (PayloadType.IDi if number == 1 else 0)
+            pieces.append(receiver.open(datagram, skf.encrypted))
+        assert b"".join(pieces) == encodePayloadChain(payloads)[1]
+        assert decodePayloadChain(PayloadType.IDi, b"".join(pieces)) == payloads
+
+
+def test_fragmentSizeTooSmallForAnyPayloadIsRefused():
+    """A maxSize that leaves no room for a byte of payload in a fragment is a ValueError."""
+    sender, _, _, _ = _pair(ENCRS[-1], None)
+    with pytest.raises(ValueError):
+        sender.protectFragments(HEADER, PAYLOADS, 28 + 4 + 4 + 8 + 16)

@@ -340,6 +340,16 @@ class IkeRekeyTests(RekeyScenario):
         self.assertEqual(pair.hub.counters["ike_sa_rekeyed"], 1)
         self.assertEqual(len(pair.client.sas), 1)
 
+    def test_negotiatedExtensionsCarryOver(self):
+        """Fragmentation and MOBIKE, negotiated once, hold for the rekeyed IKE SA too."""
+        old = self.currentHubSa()
+        old.fragmentSize, old.mobike = 1200, True
+        self.pair.client.rekeyIkeSa(self.currentClientSa())
+        self.pump()
+        new = self.currentHubSa()
+        self.assertIsNot(new, old)
+        self.assertEqual((new.fragmentSize, new.mobike), (1200, True))
+
     def test_keysOfTheRekeyedSaAgree(self):
         self.pair.hub.rekeyIkeSa(self.currentHubSa())
         self.pump()

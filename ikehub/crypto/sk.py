@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 _GENERIC = struct.Struct("!BBH")
 _IV_SPACE = 1 << 64
+#: An SKF payload's Fragment Number and Total Fragments (RFC 7383 section 2.5).
+_FRAGMENT = struct.Struct("!HH")
 
 
 class SKCodec:
@@ -87,6 +89,16 @@ class SKCodec:
         @raise CryptoError: this codec has sent 2^64 AEAD messages (never, in practice).
         """
         firstType, inner = encodePayloadChain(payloads)
+        return self._seal(header, PayloadType.SK, firstType, b"", inner)
+
+    def _seal(
+        self, header: IKEHeader, payloadType: int, firstType: int, fields: bytes, inner: bytes
+    ) -> bytes:
+        """
+        Encrypt C{inner} (an encoded payload chain, or a piece of one) into a datagram whose
+        only payload is of C{payloadType} (SK, or SKF with its fragment number and total in
+        C{fields}, which the ICV and AEAD tag cover like the headers, RFC 7383 section 2.5).
+        """
         encr = self.encr
         padLength = -(len(inner) + 1) % encr.blockSize
         plaintext = inner + bytes(padLength) + bytes((padLength,))
@@ -95,11 +107,17 @@ class SKCodec:
         else:
             icvLength = self.integ.icvLength
         skLength = (
-            GENERIC_PAYLOAD_HEADER_LENGTH + encr.ivLength + len(plaintext) + icvLength
+            GENERIC_PAYLOAD_HEADER_LENGTH
+            + len(fields)
+            + encr.ivLength
+            + len(plaintext)
+            + icvLength
         )
-        prefix = header.toBytesWith(
-            PayloadType.SK, IKE_HEADER_LENGTH + skLength
-        ) + _GENERIC.pack(firstType, 0, skLength)
+        prefix = (
+            header.toBytesWith(payloadType, IKE_HEADER_LENGTH + skLength)
+            + _GENERIC.pack(firstType, 0, skLength)
+            + fields
+        )
         cipher = self._cipher
         if encr.isAead:
             iv = self._nextAeadIv()
@@ -107,6 +125,58 @@ class SKCodec:
         iv = os.urandom(encr.ivLength)
         signed = prefix + iv + cipher.encrypt(iv, plaintext)
         return signed + self.integ.compute(self._integKey, signed)
+
+    def overhead(self) -> int:
+        """
+        Bytes a message adds around its encrypted payload chain, padding aside: the IKE
+        header, the SK payload's generic header, IV and ICV.
+        """
+        encr = self.encr
+        icvLength = encr.icvLength if encr.isAead else self.integ.icvLength
+        return IKE_HEADER_LENGTH + GENERIC_PAYLOAD_HEADER_LENGTH + encr.ivLength + icvLength
+
+    def protectFragments(
+        self, header: IKEHeader, payloads: Sequence[Payload], maxSize: int
+    ) -> bytes | tuple[bytes, ...]:
+        """
+        Like L{protect} when the datagram fits in C{maxSize} bytes (the same bytes come
+        back); otherwise the message as a tuple of SKF fragments (RFC 7383 section 2.5),
+        each at most C{maxSize} bytes and separately encrypted, numbered from 1, the first
+        carrying the type of the first inner payload and the others 0.
+
+        @raise ValueError: C{maxSize} leaves no room for a byte of payload in a fragment,
+            or the message needs more than 65535 fragments.
+        """
+        firstType, inner = encodePayloadChain(payloads)
+        encr = self.encr
+        base = self.overhead()
+        padded = len(inner) + 1
+        padded += -padded % encr.blockSize
+        if base + padded <= maxSize:
+            return self._seal(header, PayloadType.SK, firstType, b"", inner)
+        # Each fragment's plaintext (its piece, padding, pad length) must fit what is left
+        # after the headers, the fragment number and total, IV and ICV.
+        room = maxSize - base - _FRAGMENT.size
+        room -= room % encr.blockSize
+        piece = room - 1
+        if piece < 1:
+            raise ValueError(f"{maxSize} bytes leave no room for an SKF fragment's payload")
+        total = -(-len(inner) // piece)
+        if total > 0xFFFF:
+            raise ValueError(f"{len(inner)} bytes need more than 65535 fragments")
+        fragments = []
+        for number in range(1, total + 1):
+            start = (number - 1) * piece
+            fragments.append(
+                self._seal(
+                    header,
+                    PayloadType.SKF,
+                    firstType if number == 1 else 0,
+                    _FRAGMENT.pack(number, total),
+                    inner[start : start + piece],
+                )
+            )
+        return tuple(fragments)
 
     def unprotect(self, datagram: bytes, message: Message) -> tuple[Payload, ...]:
         """
@@ -122,7 +192,19 @@ class SKCodec:
         sk = message.sk
         if not isinstance(sk, SKPayload):
             raise DecryptError("message carries no SK payload")
-        body = sk.encrypted
+        return decodePayloadChain(sk.firstPayload, self.open(datagram, sk.encrypted))
+
+    def open(self, datagram: bytes, body: bytes) -> bytes:
+        """
+        The payload chain (padding removed, not yet decoded) in C{body}, the IV, ciphertext
+        and ICV that end C{datagram}: an SK payload's, or an SKF fragment's piece of one
+        (RFC 7383 section 2.6: each fragment is verified on its own, and its fragment
+        number and total are covered like the headers before them).
+
+        @raise DecryptError: C{body} too short for its IV and ICV, a ciphertext that is
+            not whole blocks, or a pad length beyond the plaintext.
+        @raise IntegrityError: the ICV or tag does not verify.
+        """
         encr = self.encr
         ivLength = encr.ivLength
         icvLength = encr.icvLength if encr.isAead else self.integ.icvLength
@@ -150,9 +232,7 @@ class SKCodec:
             raise DecryptError(
                 f"pad length {padLength} exceeds the {len(plaintext)}-byte plaintext"
             )
-        return decodePayloadChain(
-            sk.firstPayload, plaintext[: len(plaintext) - padLength - 1]
-        )
+        return plaintext[: len(plaintext) - padLength - 1]
 
     def _nextAeadIv(self) -> bytes:
         sent = self._sent

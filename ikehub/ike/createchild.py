@@ -417,6 +417,11 @@ class CreateChildExchanges:
         new.state = IKEState.ESTABLISHED
         new.peerIdentity = old.peerIdentity
         new.entry = old.entry
+        # What IKE_SA_INIT and IKE_AUTH negotiated holds for the IKE SA's successors too.
+        new.fragmentSize = old.fragmentSize
+        new.mobike = old.mobike
+        new.peerAddresses = old.peerAddresses
+        new.configReply = old.configReply
         self.sas[new.localSpi] = new
         if self.keysDerived is not None:
             self.keysDerived(new)

@@ -23,6 +23,7 @@ from ikehub.crypto.errors import CryptoError
 from ikehub.ike.cookies import CookieJar
 from ikehub.ike.counters import Counters, RateLimiter
 from ikehub.ike.createchild import CreateChildExchanges
+from ikehub.ike.fragments import FragmentReassembler
 from ikehub.ike.initiator import InitiatorExchanges
 from ikehub.ike.liveness import LivenessChecks
 from ikehub.ike.responder import ResponderExchanges
@@ -33,12 +34,13 @@ from ikehub.wire.constants import (
     ExchangeType,
     HeaderFlag,
     NotifyType,
+    PayloadType,
     ProtocolId,
 )
 from ikehub.wire.errors import InvalidMajorVersion, ParseError
 from ikehub.wire.header import IKEHeader
-from ikehub.wire.message import Message, encodeMessage
-from ikehub.wire.payloads import DeletePayload, NotifyPayload, SKPayload
+from ikehub.wire.message import Message, decodePayloadChain, encodeMessage
+from ikehub.wire.payloads import DeletePayload, NotifyPayload, SKFPayload, SKPayload
 
 #: A path is the network glue's opaque token for "how this datagram travelled" (which local
 #: socket, whether framed with the non-ESP marker). The endpoint hands it back when answering, so
@@ -55,6 +57,12 @@ _ACCEPTS_REQUESTS = frozenset({IKEState.ESTABLISHED, IKEState.DELETING, IKEState
 INVALID_SPI_INTERVAL = 10.0
 _INITIATOR = int(HeaderFlag.INITIATOR)
 _RESPONSE = int(HeaderFlag.RESPONSE)
+_SKF = int(PayloadType.SKF)
+#: What a datagram adds around an IKE message we send: IPv4 or IPv6 header, UDP header and
+#: the 4-byte non-ESP marker (counted on every path, so a message that fits on port 500 also
+#: fits once it moves to 4500).
+_IPV4_OVERHEAD = 20 + 8 + 4
+_IPV6_OVERHEAD = 40 + 8 + 4
 
 
 def requestDigest(datagram: bytes) -> bytes:
@@ -116,6 +124,16 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
         self._invalidSpiAnswers = RateLimiter(clock, settings.invalidSpiRate)
         self._invalidSpiNotifies = RateLimiter(clock, settings.invalidSpiRate)
         self._dropLog = RateLimiter(clock, 2.0, 10.0)
+        #: Peers' fragmented messages being put back together (RFC 7383).
+        self.fragments = FragmentReassembler(
+            clock,
+            self.counters,
+            self._drop,
+            settings.fragmentMaxCount,
+            settings.fragmentMaxBytes,
+            settings.fragmentTimeout,
+            settings.fragmentMaxTotalBytes,
+        )
         self._sweepCall = None
         self._drainWaiters: list[Deferred] = []
         #: Set by L{shutdown}: new IKE SAs are no longer accepted.
@@ -141,6 +159,7 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
         self.stopLiveness()
         for sa in list(self.sas.values()):
             self._cancelPending(sa)
+        self.fragments.stop()
 
     def _sweepHalfOpen(self) -> None:
         self._sweepCall = None
@@ -254,14 +273,13 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
     def _handleRequest(self, sa: IKESA, data, header: IKEHeader, peer, path) -> None:
         messageId = header.messageId
         if messageId != sa.nextPeerRequestId:
-            if (
-                messageId + 1 == sa.nextPeerRequestId
-                and sa.lastResponse is not None
-                and requestDigest(data) == sa.lastRequestHash
-            ):
-                self.counters.increment("retransmitted_request")
-                self._send(sa.lastResponse, peer, path)
-                return
+            if messageId + 1 == sa.nextPeerRequestId and sa.lastResponse is not None:
+                if requestDigest(data) == sa.lastRequestHash:
+                    self.counters.increment("retransmitted_request")
+                    self._sendAll(sa.lastResponse, peer, path)
+                    return
+                if header.nextPayload == _SKF:
+                    return self._retransmittedFragment(sa, data, header, peer, path)
             return self._drop("message_id_outside_window", peer)
         state = sa.state
         if state is IKEState.HALF_OPEN:
@@ -288,23 +306,87 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
             message = Message.fromBytes(data, header)
         except ParseError:
             return self._drop("malformed", peer)
-        if not isinstance(message.sk, SKPayload) or sa.skIn is None:
+        sk = message.sk
+        if not isinstance(sk, SKPayload) or sa.skIn is None:
+            if isinstance(sk, SKFPayload) and sa.skIn is not None:
+                return self._requestFragment(sa, data, header, sk, peer, path)
             return self._drop("unprotected_request", peer)
         try:
             payloads = sa.skIn.unprotect(data, message)
         except CryptoError:
             return self._drop("integrity", peer)
         except ParseError as e:
-            # Authenticated but malformed inside: the peer deserves the RFC's answer.
-            self._acceptRequest(sa, data, messageId, peer, path)
-            notifyType = e.notifyType or NotifyType.INVALID_SYNTAX
-            self.respond(sa, header.exchangeType, [self.notify(notifyType, e.notifyData)])
-            if sa.state is IKEState.HALF_OPEN:
-                self.removeSa(sa, "malformed IKE_AUTH request")
-            return
+            return self._malformedRequest(sa, data, header, e, peer, path)
         self._acceptRequest(sa, data, messageId, peer, path)
         handler = getattr(self, "handle_" + _EXCHANGE_NAMES.get(header.exchangeType, "UNKNOWN"))
         handler(sa, header, payloads)
+
+    def _malformedRequest(self, sa: IKESA, data, header: IKEHeader, error, peer, path) -> None:
+        """
+        An authenticated request that is malformed inside: the peer deserves the RFC's answer.
+        """
+        self._acceptRequest(sa, data, header.messageId, peer, path)
+        notifyType = error.notifyType or NotifyType.INVALID_SYNTAX
+        self.respond(sa, header.exchangeType, [self.notify(notifyType, error.notifyData)])
+        if sa.state is IKEState.HALF_OPEN:
+            self.removeSa(sa, "malformed IKE_AUTH request")
+
+    def _requestFragment(self, sa: IKESA, data, header: IKEHeader, skf, peer, path) -> None:
+        """
+        One SKF fragment of the peer's next request (RFC 7383): kept once verified; the last
+        one makes the request, which is then handled like any other. The window and the
+        retransmission fingerprint (fragment 1's) move only then.
+        """
+        if not sa.fragmentSize:
+            return self._drop("fragment_unnegotiated", peer)
+        done = self.fragments.receive(sa, False, data, header, skf, peer)
+        if done is None:
+            return
+        self._logReassembled(sa, header, done, "request")
+        try:
+            payloads = decodePayloadChain(done.firstPayload, done.chain)
+        except ParseError as e:
+            return self._malformedRequest(sa, done.first, header, e, peer, path)
+        self._acceptRequest(sa, done.first, header.messageId, peer, path)
+        handler = getattr(self, "handle_" + _EXCHANGE_NAMES.get(header.exchangeType, "UNKNOWN"))
+        handler(sa, header, payloads)
+
+    def _retransmittedFragment(self, sa: IKESA, data, header: IKEHeader, peer, path) -> None:
+        """
+        A fragment of the request we answered last. RFC 7383 section 2.6.1: only fragment 1
+        makes us resend our (possibly fragmented) response, and only once it verifies, so a
+        peer retransmitting its request in ten fragments gets the answer once, and nobody
+        else can make us send it.
+        """
+        if not sa.fragmentSize or sa.skIn is None:
+            return self._drop("fragment_unnegotiated", peer)
+        try:
+            skf = Message.fromBytes(data, header).sk
+        except ParseError:
+            return self._drop("malformed", peer)
+        if not isinstance(skf, SKFPayload):
+            return self._drop("message_id_outside_window", peer)
+        if skf.fragmentNumber != 1:
+            return self._drop("fragment_retransmission_ignored", peer)
+        try:
+            sa.skIn.open(data, skf.encrypted)
+        except CryptoError:
+            return self._drop("fragment_integrity", peer)
+        self.counters.increment("retransmitted_request")
+        self._sendAll(sa.lastResponse, peer, path)
+
+    def _logReassembled(self, sa: IKESA, header: IKEHeader, done, kind: str) -> None:
+        self.log.info(
+            "Reassembled {exchange} {kind} {msgid} from {peer} from {fragments} fragments "
+            "({rejected} forged or corrupt fragments dropped)",
+            event="ike_fragments_reassembled",
+            exchange=_EXCHANGE_NAMES.get(header.exchangeType, str(header.exchangeType)),
+            kind=kind,
+            msgid=header.messageId,
+            fragments=done.fragments,
+            rejected=done.rejected,
+            **sa.describe(),
+        )
 
     def _acceptRequest(self, sa: IKESA, data, messageId, peer, path) -> None:
         """
@@ -315,6 +397,9 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
         """
         sa.nextPeerRequestId = messageId + 1
         sa.lastRequestHash = requestDigest(data)
+        if sa.reassembly is not None:
+            # Fragments of this request that came whole after all are of no more use.
+            self.fragments.forgetRequest(sa)
         sa.lastResponse = None
         sa.lastHeard = self.clock.seconds()
         sa.replyTo = None
@@ -326,14 +411,14 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
                 self.movePeer(sa, peer, path)
 
     def movePeer(self, sa: IKESA, peer, path) -> None:
+        """
+        The IKE SA and its CHILD SAs talk to C{peer} by C{path} from now on: the ESP datapath
+        reads each CHILD SA's address per packet, so outbound ESP follows at once; the peer
+        index (C{byPeer}, for INVALID_SPI) follows too.
+        """
         if self.byPeer.get(sa.peer) is sa:
             del self.byPeer[sa.peer]
             self.byPeer[peer] = sa
-        """
-        The IKE SA and its CHILD SAs talk to C{peer} by C{path} from now on: the ESP datapath
-        reads each CHILD SA's address per packet, so outbound ESP follows at once (no index
-        is keyed by the peer's address: C{halfOpen} holds no established SA).
-        """
         sa.peer, sa.path = peer, path
         for child in sa.children:
             child.peer, child.path = peer, path
@@ -345,10 +430,21 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
         pending = sa.pending
         try:
             message = Message.fromBytes(data, header)
+            sk = message.sk
             if header.exchangeType == ExchangeType.IKE_SA_INIT:
+                if isinstance(sk, SKFPayload):
+                    return self._drop("fragment_in_ike_sa_init", peer)
                 payloads = message.payloads
-            elif isinstance(message.sk, SKPayload) and sa.skIn is not None:
+            elif isinstance(sk, SKPayload) and sa.skIn is not None:
                 payloads = sa.skIn.unprotect(data, message)
+            elif isinstance(sk, SKFPayload) and sa.skIn is not None:
+                if not sa.fragmentSize:
+                    return self._drop("fragment_unnegotiated", peer)
+                done = self.fragments.receive(sa, True, data, header, sk, peer)
+                if done is None:
+                    return
+                self._logReassembled(sa, header, done, "response")
+                payloads = decodePayloadChain(done.firstPayload, done.chain)
             else:
                 return self._drop("unprotected_response", peer)
         except (ParseError, CryptoError):
@@ -371,13 +467,49 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
         Answer the request the SA just accepted, where it came from (RFC 7296 section 2.11),
         and keep the answer for retransmissions.
         """
-        datagram = sa.seal(exchangeType, sa.nextPeerRequestId - 1, payloads, response=True)
+        datagram = sa.sealForSending(
+            exchangeType, sa.nextPeerRequestId - 1, payloads, response=True
+        )
         sa.lastResponse = datagram
         replyTo = sa.replyTo
-        if replyTo is None:
-            self._send(datagram, sa.peer, sa.path)
+        peer, path = replyTo if replyTo is not None else (sa.peer, sa.path)
+        if type(datagram) is bytes:
+            self._send(datagram, peer, path)
         else:
-            self._send(datagram, *replyTo)
+            self._noteFragmented(sa, exchangeType, datagram, "response")
+            self._sendAll(datagram, peer, path)
+
+    def _sendAll(self, datagrams, peer, path) -> None:
+        """Send a message: one datagram, or a tuple of fragments one after the other."""
+        if type(datagrams) is bytes:
+            self._send(datagrams, peer, path)
+            return
+        self.counters.increment("fragments_sent", len(datagrams))
+        for datagram in datagrams:
+            self._send(datagram, peer, path)
+
+    def _noteFragmented(self, sa: IKESA, exchangeType: int, fragments, kind: str) -> None:
+        """Count and log a message of ours that goes out in fragments (once, not per send)."""
+        self.counters.increment("fragmented_messages_sent")
+        self.log.info(
+            "Sending {exchange} {kind} to {peer} in {fragments} fragments",
+            event="ike_fragments_sent",
+            exchange=_EXCHANGE_NAMES.get(exchangeType, str(exchangeType)),
+            kind=kind,
+            fragments=len(fragments),
+            **sa.describe(),
+        )
+
+    def fragmentLimit(self, peer) -> int:
+        """
+        The largest IKE message we send whole to C{peer} once fragmentation is negotiated.
+
+        C{fragment_size} is the whole IP datagram, as strongSwan's C{charon.fragment_size} is,
+        because that is what has to fit the path MTU (RFC 7383 section 2.5.1). The IP header
+        (20 bytes, 40 for IPv6), the UDP header (8) and the non-ESP marker (4) come off it.
+        """
+        overhead = _IPV6_OVERHEAD if ":" in peer[0] else _IPV4_OVERHEAD
+        return self.settings.fragmentSize - overhead
 
     def sendPlain(self, header: IKEHeader, payloads, peer, path) -> bytes:
         """
@@ -434,6 +566,10 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
         header = sa.header(exchangeType, messageId, response=False)
         if plain:
             datagram = encodeMessage(header, payloads)
+        elif sa.fragmentSize:
+            datagram = sa.skOut.protectFragments(header, payloads, sa.fragmentSize)
+            if type(datagram) is not bytes:
+                self._noteFragmented(sa, exchangeType, datagram, "request")
         else:
             datagram = sa.skOut.protect(header, payloads)
         sa.pending = PendingRequest(messageId, datagram, exchangeType, onResponse)
@@ -441,7 +577,7 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
 
     def _transmit(self, sa: IKESA) -> None:
         pending = sa.pending
-        self._send(pending.datagram, sa.peer, sa.path)
+        self._sendAll(pending.datagram, sa.peer, sa.path)
         delay = self.settings.retransmitTimeout * self.settings.retransmitBase**pending.tries
         pending.timer = self.clock.callLater(delay, self._retransmit, sa)
 
@@ -554,6 +690,8 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
         wasEstablished = sa.state in (IKEState.ESTABLISHED, IKEState.DELETING)
         sa.state = IKEState.DEAD
         self._cancelPending(sa)
+        if sa.reassembly is not None:
+            self.fragments.forget(sa)
         sa.queued = None
         sa.ikeRekey = None
         if sa.lingerCall is not None:

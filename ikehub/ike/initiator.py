@@ -134,6 +134,8 @@ class InitiatorSpec:
     configAttributes: tuple = ()
     #: Announce MOBIKE (RFC 4555) in IKE_AUTH; the SA's C{mobike} says whether the peer agreed.
     mobike: bool = False
+    #: Offer IKE fragmentation (RFC 7383); our fragments are the endpoint's fragmentSize.
+    fragmentation: bool = False
 
     # Derived once in __post_init__, never per handshake.
     #: AUTH_PSK, AUTH_PUBKEY or AUTH_EAP_MSCHAPV2.
@@ -416,6 +418,8 @@ class InitiatorExchanges:
         payloads += natDetectionNotifies(sa.spiI, ZERO_SPI, None, sa.peer)
         if not setup.spec.pskOnly:
             payloads.append(setup.spec.hashesNotify)
+        if setup.spec.fragmentation:
+            payloads.append(self.notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
         sa.nextRequestId = 0
         self.sendRequest(sa, ExchangeType.IKE_SA_INIT, payloads, self._initAnswered, plain=True)
         sa.initRequest = sa.pending.datagram
@@ -502,6 +506,10 @@ class InitiatorExchanges:
         )
         if self.keysDerived is not None:
             self.keysDerived(sa)
+        if setup.spec.fragmentation and any(
+            n.notifyType == NotifyType.IKEV2_FRAGMENTATION_SUPPORTED for n in notifies
+        ):
+            sa.fragmentSize = self.fragmentLimit(peer)
         if sa.path != self.floatPath and peerIsBehindNat(notifies, sa.spiI, sa.spiR, peer):
             # RFC 7296 section 2.23: float to the NAT-T port; IKE and ESP travel in UDP there.
             self.movePeer(sa, (peer[0], setup.spec.remoteNattPort), self.floatPath)

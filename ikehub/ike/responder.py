@@ -34,6 +34,7 @@ from ikehub.wire.constants import (
     ExchangeType,
     HeaderFlag,
     NotifyType,
+    PayloadType,
     ProtocolId,
 )
 from ikehub.wire.errors import ParseError, UnsupportedCriticalPayload
@@ -61,6 +62,9 @@ from ikehub.wire.payloads import (
 
 NONCE_MIN, NONCE_MAX = 16, 256
 _RESPONSE = int(HeaderFlag.RESPONSE)
+_SKF = int(PayloadType.SKF)
+_SIGNATURE_HASHES = int(NotifyType.SIGNATURE_HASH_ALGORITHMS)
+_FRAGMENTATION = int(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)
 _GROUP = struct.Struct("!H")
 _NOTIFY_NAMES = frozenset(int(n) for n in NotifyType)
 #: EAP Code 4 (RFC 3748 section 4.2).
@@ -165,27 +169,40 @@ class ResponderExchanges(MobikeResponder):
         #: Our SIGNATURE_HASH_ALGORITHMS (RFC 7427), answered to peers that announce theirs.
         self._multipleAuth = self.notify(NotifyType.MULTIPLE_AUTH_SUPPORTED)
         self._mobikeSupported = self.notify(NotifyType.MOBIKE_SUPPORTED)
+        #: RFC 7383 section 2.3: answered to an initiator that offers fragmentation.
+        self._fragmentationSupported = self.notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)
         self._ourHashes = self.notify(
             NotifyType.SIGNATURE_HASH_ALGORITHMS,
             b"".join(_GROUP.pack(h) for h in SIGNATURE_HASH_ALGORITHMS),
         )
 
-    def _signatureHashes(self, payloads) -> tuple[int, ...] | None:
-        """The hashes a peer's SIGNATURE_HASH_ALGORITHMS notify lists, or None without one."""
+    @staticmethod
+    def _initOffers(payloads) -> tuple[tuple[int, ...] | None, bool]:
+        """
+        In one pass over an IKE_SA_INIT request: the hashes its SIGNATURE_HASH_ALGORITHMS
+        notify lists (None without one), and whether it offers IKE fragmentation.
+        """
+        hashes = None
+        fragmentation = False
         for payload in payloads:
-            if (
-                type(payload) is NotifyPayload
-                and payload.notifyType == NotifyType.SIGNATURE_HASH_ALGORITHMS
-            ):
-                data = payload.data
-                return tuple(
-                    int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data) - 1, 2)
-                )
-        return None
+            if type(payload) is NotifyPayload:
+                notifyType = payload.notifyType
+                if notifyType == _SIGNATURE_HASHES:
+                    data = payload.data
+                    hashes = tuple(
+                        int.from_bytes(data[i : i + 2], "big")
+                        for i in range(0, len(data) - 1, 2)
+                    )
+                elif notifyType == _FRAGMENTATION:
+                    fragmentation = True
+        return hashes, fragmentation
 
     # -- IKE_SA_INIT ------------------------------------------------------------------------
 
     def receiveInitRequest(self, data: bytes, header: IKEHeader, peer, path) -> None:
+        if header.nextPayload == _SKF:
+            # RFC 7383 section 2.5: IKE_SA_INIT is never fragmented (there are no keys yet).
+            return self._drop("fragment_in_ike_sa_init", peer)
         existing = self.halfOpen.get((header.spiI, peer))
         if existing is not None:
             if existing.lastResponse is not None and existing.initRequest == data:
@@ -283,7 +300,10 @@ class ResponderExchanges(MobikeResponder):
         ]
         if self._certReq is not None:
             answer.append(self._certReq)
-        peerHashes = self._signatureHashes(payloads)
+        peerHashes, fragmentation = self._initOffers(payloads)
+        if fragmentation and self.settings.fragmentation:
+            sa.fragmentSize = self.fragmentLimit(peer)
+            answer.append(self._fragmentationSupported)
         if peerHashes is not None:
             sa.authState = AuthState()
             sa.authState.peerHashes = peerHashes

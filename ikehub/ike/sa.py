@@ -94,6 +94,8 @@ class IKESA:
         "mobike",
         "peerAddresses",
         "replyTo",
+        "fragmentSize",
+        "reassembly",
     )
 
     def __init__(self, isInitiator: bool, spiI: bytes, spiR: bytes, peer, path, now: float):
@@ -155,6 +157,12 @@ class IKESA:
         #: Where the answer to the request being handled goes, when that is not (peer, path):
         #: a MOBIKE peer asking from an address it has not (yet) moved the SA to.
         self.replyTo: tuple | None = None
+        #: 0 unless IKE fragmentation (RFC 7383) was negotiated in IKE_SA_INIT; then the
+        #: largest IKE message we send whole, and the size of our SKF fragments.
+        self.fragmentSize = 0
+        #: Fragmented messages from the peer being reassembled (ikehub.ike.fragments), by
+        #: direction (True: responses to our requests); None while there are none.
+        self.reassembly: dict | None = None
 
     @property
     def localSpi(self) -> bytes:
@@ -178,6 +186,18 @@ class IKESA:
         Encode C{payloads} inside an SK payload under this SA's outbound keys.
         """
         return self.skOut.protect(self.header(exchangeType, messageId, response), payloads)
+
+    def sealForSending(
+        self, exchangeType: int, messageId: int, payloads, response: bool
+    ) -> bytes | tuple[bytes, ...]:
+        """
+        L{seal}, or with fragmentation negotiated and a message too large for
+        C{fragmentSize}, a tuple of SKF fragments (RFC 7383) to send one after the other.
+        """
+        header = self.header(exchangeType, messageId, response)
+        if self.fragmentSize:
+            return self.skOut.protectFragments(header, payloads, self.fragmentSize)
+        return self.skOut.protect(header, payloads)
 
     def describe(self) -> dict:
         """

@@ -44,3 +44,17 @@ class IKESettings:
     #: Offer MOBIKE (RFC 4555) to initiators that announce it: their IKE SA then moves only on
     #: UPDATE_SA_ADDRESSES, no longer on every authenticated request from a new address.
     mobike: bool = True
+    #: Answer IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383) to initiators that offer it.
+    fragmentation: bool = True
+    #: The largest IP datagram (IP and UDP headers and the non-ESP marker included, like
+    #: strongSwan's charon.fragment_size) an IKE message we send may fill on an SA that
+    #: negotiated fragmentation; larger messages go out as SKF fragments of this size.
+    fragmentSize: int = 1280
+    #: Reassembly limits (RFC 7383 section 2.6, ikehub.ike.fragments): fragments per message,
+    #: bytes of reassembled payload chain, seconds a reassembly may wait for its last fragment.
+    fragmentMaxCount: int = 64
+    fragmentMaxBytes: int = 65535
+    fragmentTimeout: float = 20.0
+    #: Bytes all reassemblies together may hold: a half-open SA has keys (the peer did the
+    #: Diffie-Hellman), so each could otherwise fill fragmentMaxBytes.
+    fragmentMaxTotalBytes: int = 16 * 1024 * 1024
