@@ -598,7 +598,7 @@ class ResponderExchanges:
         for entry in entries:
             if entry is decision.entry:
                 return
-            if sa.peerIdentity.matches(entry.identity):
+            if entry.admitsIdentity(sa.peerIdentity):
                 self.log.info(
                     "IKE SA with {peer} ({identity}): {reason}",
                     event="pad_passed_over",
