@@ -11,7 +11,8 @@ What a profile reproduces, and what it cannot:
     client's IP address and no IDr is sent; the user is named only in the EAP-Identity round
     (EAP-MSCHAPv2); the hub's certificate is checked against the CA the user installed.  It
     announces IKE fragmentation with 626-byte fragments, and trusts many roots, so its
-    CERTREQ, and hence its first IKE_AUTH request, is larger than one such fragment.
+    CERTREQ, and hence its first IKE_AUTH request, is larger than one such fragment.  It does
+    not announce RFC 7427 signature hashes, so the hub signs with RSA and SHA-1 (method 1).
     strongSwan cannot reproduce Windows' EKU check (serverAuth and IKE intermediate) nor its
     vendor IDs; the test certificate carries both EKUs anyway.
   - iOS/macOS: IKE AES-256/SHA-256 with MODP-2048 or ECP-256, ESP AES-256/SHA-256 without
@@ -70,6 +71,8 @@ class ClientProfile:
     @ivar childEncr: the CHILD SA's encryption algorithm, as swanctl names it.
     @ivar childInteg: the CHILD SA's integrity algorithm, or C{None} with AEAD.
     @ivar windowsProposals: the hub needs docs/clients.md's Windows proposal lines.
+    @ivar signatureHashes: the client announces SIGNATURE_HASH_ALGORITHMS (RFC 7427);
+        Windows does not, so the hub must sign with the classic method (1: RSA with SHA-1).
     """
 
     name: str
@@ -89,6 +92,7 @@ class ClientProfile:
     trustedRoots: int = 0
     keyType: str = "ecdsa"
     windowsProposals: bool = False
+    signatureHashes: bool = True
 
     @property
     def usesEap(self) -> bool:
@@ -143,9 +147,12 @@ class ClientProfile:
 
     def charonConf(self) -> str:
         """strongswan.conf lines inside C{charon { }}."""
-        if self.fragmentSize is None:
-            return ""
-        return f"    fragment_size = {self.fragmentSize}\n"
+        lines = []
+        if self.fragmentSize is not None:
+            lines.append(f"fragment_size = {self.fragmentSize}")
+        if not self.signatureHashes:
+            lines.append("signature_authentication = no")
+        return "".join(f"    {line}\n" for line in lines)
 
     def clientFiles(self, pki: StrongSwanPki) -> dict[str, bytes]:
         """The hub's CA (and, for Windows, many more trusted roots) for the client to load."""
@@ -293,6 +300,7 @@ PROFILES = (
         trustedRoots=WINDOWS_TRUSTED_ROOTS,
         keyType="rsa",
         windowsProposals=True,
+        signatureHashes=False,
         dhGroup="MODP_1024",
         encrAlg="AES_CBC",
         childEncr="AES_CBC",
@@ -311,6 +319,7 @@ PROFILES = (
         trustedRoots=WINDOWS_TRUSTED_ROOTS,
         keyType="rsa",
         windowsProposals=True,
+        signatureHashes=False,
         dhGroup="MODP_1024",
         encrAlg="AES_CBC",
         childEncr="AES_CBC",

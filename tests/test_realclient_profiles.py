@@ -14,6 +14,8 @@ import re
 import tomllib
 
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
 from ikehub.crypto.proposals import DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS
 from tests.clientprofiles import (
@@ -36,6 +38,7 @@ from tests.harness import HubProcess, StrongSwan, Topology, requireRealClients
 from tests.realclient import POOL, onlyIkeSa, waitFor
 
 BY_NAME = {profile.name: profile for profile in PROFILES}
+IKE_INTERMEDIATE = ObjectIdentifier("1.3.6.1.5.5.8.2.2")
 
 
 @pytest.fixture
@@ -95,10 +98,16 @@ def assertAuthentication(profile, net, hub, client) -> None:
     if profile.usesEap:
         assert "EAP method EAP_MSCHAPV2 succeeded, MSK established" in log, log
         assert "authentication of 'hub.example.com' with EAP successful" in log, log
-        # The hub signed with its certificate, which the client checked against the CA.
-        assert "authentication of 'hub.example.com' with RSA" in log or (
-            "authentication of 'hub.example.com' with ECDSA" in log
-        ), log
+        # The hub signed with its certificate, which the client checked against the CA:
+        # RFC 7427 with SHA-256 where the client announced hashes, else the classic method.
+        [init] = messages(log, "generating", "IKE_SA_INIT", "request")[:1]
+        assert ("N(HASH_ALG)" in init) == profile.signatureHashes, init
+        scheme = {
+            ("rsa", True): "RSA_EMSA_PKCS1_SHA2_256",
+            ("ecdsa", True): "ECDSA_WITH_SHA256_DER",
+            ("rsa", False): "RSA signature",
+        }[profile.keyType, profile.signatureHashes]
+        assert f"authentication of 'hub.example.com' with {scheme} successful" in log, log
         assert 'received end entity cert "C=CH, O=ikehub test, CN=hub.example.com"' in log
     else:
         assert "authentication of 'hub.example.com' with pre-shared key successful" in log, log
@@ -136,6 +145,19 @@ def assertFragmentation(profile, client) -> None:
         assert firstAuthRequestSize(log) > WINDOWS_FRAGMENT_SIZE
 
 
+def assertHubCertificate(path) -> None:
+    """
+    The hub's certificate as docs/clients.md asks for it: SAN dNSName = the server name the
+    user types, EKU serverAuth and IKE intermediate (Windows refuses it otherwise; strongSwan
+    does not check, so this is checked here).
+    """
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["hub.example.com"]
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert set(eku) == {ExtendedKeyUsageOID.SERVER_AUTH, IKE_INTERMEDIATE}
+
+
 def assertCleanDelete(hub, client) -> None:
     assert client.terminateIke("home").returncode == 0, client.log()
     assert client.listSas() == []
@@ -153,6 +175,7 @@ def test_profileEstablishesPassesTrafficAndDeletes(workdir, name):
     with connected(profile, workdir) as (net, hub, client):
         assertTunnel(profile, net, client)
         assertAuthentication(profile, net, hub, client)
+        assertHubCertificate(workdir / "hub" / "hub.pem")
         if profile.fragmentSize is not None:
             assertFragmentation(profile, client)
         assertCleanDelete(hub, client)
