@@ -171,9 +171,18 @@ class ClientProfile:
         return pki
 
     def hubConfig(self) -> str:
-        """The hub of docs/clients.md, with its Windows proposal lines if the profile needs them."""
+        """
+        docs/clients.md's example hub as printed, listening on the test address, with the
+        Windows proposal lines where the doc says to put them if this profile needs them.
+        """
         proposals = windowsProposalLines() if self.windowsProposals else ""
-        return HUB_CONFIG.format(proposals=proposals, psk=PSK)
+        config = docBlock("hub-example")
+        marker = re.search(r"^# WINDOWS-PROPOSALS:.*\n", config, re.MULTILINE)
+        assert marker is not None, "docs/clients.md's example lost its WINDOWS-PROPOSALS line"
+        listen = 'listen = ["0.0.0.0"]'
+        assert listen in config, "docs/clients.md's example changed its listen line"
+        config = config[: marker.start()] + proposals + config[marker.end() :]
+        return config.replace(listen, 'listen = ["192.0.2.1"]')
 
 
 #: pki flags for the hub's certificate: EKU serverAuth and IKE intermediate
@@ -190,53 +199,13 @@ name = "alice@example.com"
 password = "{PASSWORD}"
 """
 
-#: The hub the profiles connect to: the PAD of docs/clients.md (Windows by IP address and EAP
-#: identity, Apple and Android EAP users by e-mail identity, Android PSK devices by FQDN).
-HUB_CONFIG = """
-[hub]
-identity = "hub.example.com"
-listen = ["192.0.2.1"]
-certificate = "hub.pem"
-private_key = "hub.key"
-users = "users.toml"
-{proposals}
-
-[pools.roadwarriors]
-addresses = "198.51.100.10-198.51.100.200"
-dns = ["192.0.2.53"]
-
-[[peers]]
-name = "windows"
-identity = "0.0.0.0/0"
-auth = "eap-mschapv2"
-eap_identity = true
-eap_identities = ["alice", "*@example.com"]
-pool = "roadwarriors"
-local_ts = ["203.0.113.0/24"]
-
-[[peers]]
-name = "android-psk"
-identity = "android.example.com"
-auth = "psk"
-psk = "{psk}"
-pool = "roadwarriors"
-local_ts = ["203.0.113.0/24"]
-
-[[peers]]
-name = "eap-users"
-identity = "*@example.com"
-auth = "eap-mschapv2"
-eap_identity = true
-pool = "roadwarriors"
-local_ts = ["203.0.113.0/24"]
-"""
-
 
 def writeHubFiles(directory: Path) -> None:
-    """The hub's user file (mode 0600) next to its configuration."""
-    users = directory / "users.toml"
-    users.write_text(USERS)
-    users.chmod(0o600)
+    """The files docs/clients.md's example names: the user file and the Android PSK (0600)."""
+    for name, content in (("users.toml", USERS), ("android.psk", PSK)):
+        path = directory / name
+        path.write_text(content)
+        path.chmod(0o600)
 
 
 def windowsProposalLines() -> str:
@@ -294,7 +263,7 @@ PROFILES = (
         esp="aes256-sha1",
         auth="eap-mschapv2",
         localId=None,
-        eapId="alice",
+        eapId="alice@example.com",
         remoteId="%any",
         fragmentSize=WINDOWS_FRAGMENT_SIZE,
         trustedRoots=WINDOWS_TRUSTED_ROOTS,
@@ -313,7 +282,7 @@ PROFILES = (
         esp="aes256-sha1",
         auth="eap-mschapv2",
         localId=None,
-        eapId="alice",
+        eapId="alice@example.com",
         remoteId="%any",
         fragmentSize=WINDOWS_FRAGMENT_SIZE,
         trustedRoots=WINDOWS_TRUSTED_ROOTS,

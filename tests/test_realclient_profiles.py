@@ -17,7 +17,8 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 
-from ikehub.crypto.proposals import DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS
+from ikehub.crypto.proposals import DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS, parseProposal
+from ikehub.wire.constants import ProtocolId
 from tests.clientprofiles import (
     LAN,
     LAN_HOST,
@@ -216,6 +217,10 @@ def test_docWindowsProposalsKeepTheDefaultsFirst():
     assert tuple(table["esp_proposals"][:-1]) == DEFAULT_ESP_PROPOSALS
     assert table["ike_proposals"][-1] == "aes256-sha256-sha1-modp1024"
     assert table["esp_proposals"][-1] == "aes256-sha1"
+    for text in table["ike_proposals"]:
+        parseProposal(text, ProtocolId.IKE)
+    for text in table["esp_proposals"]:
+        parseProposal(text, ProtocolId.ESP)
 
 
 #: strongSwan as the hub for the Android PSK profile: what an IKE peer that rekeys looks like.
