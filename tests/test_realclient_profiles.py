@@ -40,6 +40,7 @@ from tests.realclient import POOL, onlyIkeSa, waitFor
 
 BY_NAME = {profile.name: profile for profile in PROFILES}
 IKE_INTERMEDIATE = ObjectIdentifier("1.3.6.1.5.5.8.2.2")
+IPV4_UDP_HEADERS = 20 + 8
 
 
 @pytest.fixture
@@ -140,10 +141,11 @@ def assertFragmentation(profile, client) -> None:
         split = fragmentsSent(log)
         assert split, "fragmentation negotiated, yet the IKE_AUTH request went out whole"
         assert all(count >= 2 for _, count in split)
-        assert max(packetsSent(log)) <= WINDOWS_FRAGMENT_SIZE, packetsSent(log)
+        # charon logs UDP payload sizes; the fragment size bounds the whole IPv4 datagram.
+        assert max(packetsSent(log)) + IPV4_UDP_HEADERS <= WINDOWS_FRAGMENT_SIZE, log
     else:
         assert fragmentsSent(log) == [] and not fragmentsReceived(log)
-        assert firstAuthRequestSize(log) > WINDOWS_FRAGMENT_SIZE
+        assert firstAuthRequestSize(log) + IPV4_UDP_HEADERS > WINDOWS_FRAGMENT_SIZE
 
 
 def assertHubCertificate(path) -> None:
@@ -280,3 +282,77 @@ def test_rekeyChecksPassAgainstAPeerThatRekeys(workdir):
         assert net.ping(net.clientNs[0], LAN_HOST, count=2, source=vip), client.log()
         rekeyIke(client)
         assert net.ping(net.clientNs[0], LAN_HOST, count=2, source=vip), client.log()
+
+
+#: strongSwan as the hub for the Windows profile, with IKE fragmentation on (its default):
+#: what a peer that negotiates fragmentation looks like.
+STRONGSWAN_FRAGMENTING_RESPONDER = f"""
+connections {{
+    rw {{
+        local_addrs = 192.0.2.1
+        pools = rwpool
+        proposals = {BY_NAME["windows-sha1"].ike}
+        fragmentation = yes
+        local {{
+            auth = pubkey
+            certs = hub.pem
+            id = hub.example.com
+        }}
+        remote {{
+            auth = eap-mschapv2
+            eap_id = %any
+        }}
+        children {{
+            lan {{
+                local_ts = {LAN}
+                esp_proposals = {BY_NAME["windows-sha1"].esp}
+            }}
+        }}
+    }}
+}}
+pools {{
+    rwpool {{
+        addrs = 198.51.100.0/24
+    }}
+}}
+"""
+
+
+def test_fragmentChecksPassAgainstAPeerThatFragments(workdir):
+    """
+    The Windows fragment check's other branch, which the hub takes once it negotiates RFC 7383:
+    against strongSwan as the responder, fragmentation is negotiated and the same check finds
+    the first IKE_AUTH request split into fragments of at most 626 bytes.
+    """
+    requireRealClients()
+    profile = BY_NAME["windows-sha1"]
+    pki = profile.hubPki(workdir / "hub")
+    with (
+        Topology() as net,
+        StrongSwan(
+            net.hubNs,
+            workdir / "hub",
+            STRONGSWAN_FRAGMENTING_RESPONDER,
+            secrets=profile.secrets(),
+            files={
+                "x509/hub.pem": (workdir / "hub" / "hub.pem").read_bytes(),
+                "private/hub.key": (workdir / "hub" / "hub.key").read_bytes(),
+            },
+            label="hub",
+        ),
+        StrongSwan(
+            net.clientNs[0],
+            workdir / "c1",
+            profile.swanctlConf(),
+            secrets=profile.secrets(),
+            extraCharonConf=profile.charonConf(),
+            files=profile.clientFiles(pki),
+        ) as client,
+    ):
+        assert client.initiate("home").returncode == 0, client.log()
+        log = client.log()
+        assert fragmentationNegotiated(log), log
+        assertFragmentation(profile, client)
+        assert fragmentsReceived(log), "the responder's certificate came in fragments too"
+        [vip] = onlyIkeSa(client)["local-vips"]
+        assert net.ping(net.clientNs[0], LAN_HOST, count=2, source=vip), log
