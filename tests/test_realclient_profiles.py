@@ -9,6 +9,7 @@ SA rekey and an IKE SA rekey (expected to fail until CREATE_CHILD_SA rekeying la
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import re
 import tomllib
@@ -356,3 +357,30 @@ def test_fragmentChecksPassAgainstAPeerThatFragments(workdir):
         assert fragmentsReceived(log), "the responder's certificate came in fragments too"
         [vip] = onlyIkeSa(client)["local-vips"]
         assert net.ping(net.clientNs[0], LAN_HOST, count=2, source=vip), log
+
+
+def test_windowsIsRefusedWithoutTheDocsProposalLines(workdir):
+    """
+    The hub's defaults leave MODP-1024 out: without docs/clients.md's Windows lines, the
+    Windows profile gets NO_PROPOSAL_CHOSEN in IKE_SA_INIT and the hub keeps nothing.
+    """
+    requireRealClients()
+    profile = dataclasses.replace(BY_NAME["windows-sha256"], windowsProposals=False)
+    pki = profile.hubPki(workdir / "hub")
+    writeHubFiles(workdir / "hub")
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", profile.hubConfig()) as hub,
+        StrongSwan(
+            net.clientNs[0],
+            workdir / "c1",
+            profile.swanctlConf(),
+            secrets=profile.secrets(),
+            extraCharonConf=profile.charonConf(),
+            files=profile.clientFiles(pki),
+        ) as client,
+    ):
+        assert client.initiate("home", timeout=5).returncode != 0
+        assert "received NO_PROPOSAL_CHOSEN notify error" in client.log(), client.log()
+        assert client.listSas() == []
+        assert "established" not in hub.log()
