@@ -384,3 +384,37 @@ def test_windowsIsRefusedWithoutTheDocsProposalLines(workdir):
         assert "received NO_PROPOSAL_CHOSEN notify error" in client.log(), client.log()
         assert client.listSas() == []
         assert "established" not in hub.log()
+
+
+def test_windowsUserGetsTheirAddressBackFromAnotherNetwork(workdir):
+    """
+    Windows' IDi is its IP address, which changes with the network; the pool lease follows
+    the EAP identity, so the same user coming back from another address gets the same
+    virtual IP.
+    """
+    requireRealClients()
+    profile = BY_NAME["windows-sha256"]
+    pki = profile.hubPki(workdir / "hub")
+    writeHubFiles(workdir / "hub")
+    with (
+        Topology(clients=2) as net,
+        HubProcess(net.hubNs, workdir / "hub", profile.hubConfig()) as hub,
+    ):
+        vips = []
+        for index in range(2):
+            with StrongSwan(
+                net.clientNs[index],
+                workdir / f"c{index}",
+                profile.swanctlConf(),
+                secrets=profile.secrets(),
+                extraCharonConf=profile.charonConf(),
+                files=profile.clientFiles(pki),
+                label=f"client{index}",
+            ) as client:
+                assert client.initiate("home").returncode == 0, client.log() + hub.log()
+                [vip] = onlyIkeSa(client)["local-vips"]
+                vips.append(vip)
+                assertCleanDelete(hub, client)
+                identity = net.clientAddresses[index]
+                assert waitFor(lambda: f"({identity}) established" in hub.log()), hub.log()
+        assert vips[0] == vips[1], vips

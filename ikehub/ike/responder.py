@@ -633,7 +633,7 @@ class ResponderExchanges:
         addressFailed = False
         cp = found.get(CPPayload)
         if cp is not None and cp.cfgType == CfgType.CFG_REQUEST:
-            reply = self._configReply(sa, entry, cp, state.address)
+            reply = self._configReply(sa, entry, cp, state.address, uniqueKey)
             if reply is None:
                 addressFailed = True
             elif reply.attributes:
@@ -670,12 +670,21 @@ class ResponderExchanges:
         )
 
     def _configReply(
-        self, sa: IKESA, entry, cp: CPPayload, assigned: str | None = None
+        self,
+        sa: IKESA,
+        entry,
+        cp: CPPayload,
+        assigned: str | None = None,
+        owner: str | None = None,
     ) -> CPPayload | None:
         """
         Answer a CFG_REQUEST: lend an address from the entry's pool (and its DNS servers), or
         give the address the authenticator assigned (RADIUS Framed-IP-Address).
         Returns None when an address was wanted but none could be lent.
+
+        @param owner: whom the lease belongs to: the EAP identity where there is one, as for
+            duplicates, since a device that sends its IP address as IDi (Windows) sends
+            another one from every network; by default the peer's IDi.
         """
         wanted = {attr.attrType for attr in cp.attributes}
         pool = entry.pool
@@ -693,7 +702,7 @@ class ResponderExchanges:
                 return CPPayload(CfgType.CFG_REPLY, ())
             if not (wantsV6 if pool.first.version == 6 else wantsV4):
                 return None
-            address = pool.acquire(str(sa.peerIdentity))
+            address = pool.acquire(owner or str(sa.peerIdentity))
             if address is None:
                 self.counters.increment("pool_exhausted")
                 return None
