@@ -4,6 +4,11 @@ behave like each (tests/clientprofiles.py): Windows 10/11, iOS/macOS and Android
 the hub configured as docs/clients.md says.  Each profile establishes, gets a virtual IP and
 DNS, pings the LAN through the tunnel and deletes cleanly; separately, each survives a CHILD
 SA rekey and an IKE SA rekey (expected to fail until CREATE_CHILD_SA rekeying lands).
+
+The rekey and fragment checks are also run against strongSwan as the responder, which rekeys
+and fragments, so that they are known to pass once the hub does too.  And two Windows
+specifics: the default proposals refuse it, and a user returning from another address (a new
+IDi) gets the same virtual IP.
 """
 
 from __future__ import annotations
