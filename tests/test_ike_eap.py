@@ -6,6 +6,8 @@ a forged hub signature check), each refused with AUTHENTICATION_FAILED and no st
 Also an authenticator that answers through a Deferred: the SA is busy until the verdict.
 """
 
+import ipaddress
+
 from cryptography.hazmat.primitives.asymmetric import ec
 from twisted.internet.defer import Deferred
 
@@ -19,12 +21,21 @@ from ikehub.auth.signatures import verifyAuth
 from ikehub.auth.users import User, UserDatabase
 from ikehub.ike.psk import pskAuthData, signedOctets
 from ikehub.ike.sa import IKEState
+from ikehub.policy.identities import parseIdentityPattern
 from ikehub.policy.pad import PAD, PADEntry
-from ikehub.wire.constants import AuthMethod, ExchangeType, NotifyType
+from ikehub.wire.constants import (
+    AuthMethod,
+    CfgType,
+    ConfigAttributeType,
+    ExchangeType,
+    NotifyType,
+)
 from ikehub.wire.identity import Identity
 from ikehub.wire.payloads import (
     AuthPayload,
     CertPayload,
+    ConfigAttribute,
+    CPPayload,
     EAPPayload,
     IDiPayload,
     NotifyPayload,
@@ -69,6 +80,9 @@ class Script:
     (or None to stop).
     """
 
+    #: Whether the first request asks for a virtual IPv4 address (CP CFG_REQUEST).
+    configRequest = False
+
     def __init__(self, pair, answer):
         self.pair = pair
         self.answer = answer
@@ -89,6 +103,9 @@ class Script:
             TSiPayload(sa.context.tsi),
             TSrPayload(sa.context.tsr),
         ]
+        if self.configRequest:
+            address = ConfigAttribute(ConfigAttributeType.INTERNAL_IP4_ADDRESS, b"")
+            payloads.append(CPPayload(CfgType.CFG_REQUEST, (address,)))
         self.pair.client.sendRequest(sa, ExchangeType.IKE_AUTH, payloads, self.answered)
 
     def answered(self, sa, header, payloads, data, peer, path):
@@ -264,3 +281,68 @@ def test_deferredVerdictForARemovedSaIsIgnored():
     d.callback(PSKAuthenticator.authenticate(later, attempt))
     assert pair.hub.sas == {}
     assert pair.hub.counters["ike_sa_established"] == 0
+
+
+def test_leaseFollowsTheEapIdentityNotTheAddressInIdi():
+    """
+    A device that sends its IP address as IDi (Windows) sends another one from every network;
+    with an EAP identity round, the user's pool lease belongs to the EAP identity, so the
+    user gets the same virtual IP back from a new address, and another user does not.
+    """
+    pool = makePool()
+    users = UserDatabase(
+        [User("alice@example.com", password=PASSWORD), User("bob@example.com", password=PASSWORD)]
+    )
+    entry = PADEntry(
+        "windows",
+        parseIdentityPattern("0.0.0.0/0"),
+        "eap-md5",
+        None,
+        pool,
+        tuple(clientSpec().remoteTs),
+        ("dynamic",),
+        localAuth="pubkey",
+        eapIdentity=True,
+    )
+    pair = Pair(pad=PAD([entry]), pool=pool)
+    pair.hub.auth = AuthRegistry(
+        {},
+        {"eap-md5": LocalEAPMethod("eap-md5", EAPMD5Server.factory(users))},
+        signer=HubSigner(HubCredentials([HUB_CERT], HUB_KEY)),
+    )
+
+    def login(idi: str, user: str):
+        steps = []
+
+        def answer(sa, payloads):
+            steps.append(payloads)
+            request = eapOf(payloads) if len(steps) < 3 else None
+            if len(steps) == 1:
+                assert request.type == EAPType.IDENTITY
+                reply = EAPPacket(
+                    EAPCode.RESPONSE, request.identifier, EAPType.IDENTITY, user.encode()
+                )
+                return [EAPPayload(reply.toBytes())]
+            if len(steps) == 2:
+                return [md5Response(request)]
+            if len(steps) == 3:
+                assert eapOf(payloads).code == EAPCode.SUCCESS
+                return [finalAuth(sa, script.idiBody)]
+            return None
+
+        script = Script(pair, answer)
+        script.configRequest = True
+        pair.connect(clientSpec(identity=Identity.fromString(idi)))
+        [cp] = [p for p in script.responses[-1] if type(p) is CPPayload]
+        [address] = [
+            a.value for a in cp.attributes if a.attrType == ConfigAttributeType.INTERNAL_IP4_ADDRESS
+        ]
+        [hubSa] = [sa for sa in pair.hub.sas.values() if sa.state is IKEState.ESTABLISHED]
+        pair.hub.removeSa(hubSa, "the device went away")
+        return ipaddress.ip_address(address)
+
+    first = login("192.0.2.11", "alice@example.com")
+    again = login("198.51.100.77", "alice@example.com")
+    other = login("192.0.2.11", "bob@example.com")
+    assert again == first
+    assert other != first

@@ -5,10 +5,13 @@ on a task.Clock, including loss, retransmission, cookies, INVALID_KE and every e
 
 import ipaddress
 
+from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
 from ikehub.ike.initiator import IKEFailure
 from ikehub.ike.sa import IKEState
+from ikehub.policy.identities import parseIdentityPattern
+from ikehub.policy.pad import PAD, PADEntry
 from ikehub.wire.constants import ExchangeType, NotifyType
 from ikehub.wire.header import IKEHeader
 from ikehub.wire.identity import Identity
@@ -416,3 +419,56 @@ class RequestQueueTests(SynchronousTestCase):
         self.assertEqual(sa.children, [])
         self.assertEqual(len(pair.clientSad), 0)
         self.assertIs(hubSa.state, IKEState.ESTABLISHED)
+
+
+class PassedOverEntryTests(SynchronousTestCase):
+    """
+    A peer governed by a later PAD entry than the first: the hub notes an earlier entry whose
+    identity pattern took the peer, whatever kind of pattern each earlier entry holds.
+    """
+
+    def pairWith(self, first: PADEntry) -> Pair:
+        pool = makePool()
+        alice = padWith(pool).entries[0]
+        pair = Pair(pad=PAD([first, alice]), pool=pool)
+        self.events = []
+        pair.hub.log = Logger(namespace="test", observer=self.events.append)
+        return pair
+
+    def entry(self, identity, **fields) -> PADEntry:
+        return PADEntry(
+            name="first",
+            identity=parseIdentityPattern(identity),
+            auth="psk",
+            psk=b"another key of at least 16 bytes",
+            pool=None,
+            localTs=(ipaddress.ip_network("203.0.113.0/24"),),
+            remoteTs=("dynamic",),
+            **fields,
+        )
+
+    def test_addressRangeEntryBeforeTheGoverningOne(self):
+        """
+        An entry for devices that identify by IP address (Windows: identity "0.0.0.0/0")
+        listed first does not stop alice@example.com, whom the second entry governs, from
+        establishing (it used to raise AttributeError after AUTH and leave the SA hanging).
+        """
+        pair = self.pairWith(self.entry("0.0.0.0/0"))
+        [sa], failures = pair.connect()
+        self.assertEqual(failures, [])
+        self.assertIs(pair.hub.sas[sa.spiR].state, IKEState.ESTABLISHED)
+        self.assertEqual(pair.hub.counters["internal_error"], 0)
+        self.assertNotIn("pad_passed_over", [e.get("event") for e in self.events])
+
+    def test_entryPassedOverForItsRemoteAddrsIsLogged(self):
+        """
+        An earlier entry whose identity pattern takes the peer but whose remote_addrs exclude
+        its address is passed over, and the hub says so.
+        """
+        first = self.entry("*@example.com", remoteAddrs=(ipaddress.ip_network("198.51.100.0/24"),))
+        pair = self.pairWith(first)
+        [sa], failures = pair.connect()
+        self.assertEqual(failures, [])
+        self.assertIs(pair.hub.sas[sa.spiR].state, IKEState.ESTABLISHED)
+        [passed] = [e for e in self.events if e.get("event") == "pad_passed_over"]
+        self.assertIn("outside remote_addrs", passed["reason"])

@@ -667,7 +667,7 @@ class ResponderExchanges(MobikeResponder):
         for entry in entries:
             if entry is decision.entry:
                 return
-            if sa.peerIdentity.matches(entry.identity):
+            if entry.admitsIdentity(sa.peerIdentity):
                 self.log.info(
                     "IKE SA with {peer} ({identity}): {reason}",
                     event="pad_passed_over",
@@ -706,7 +706,7 @@ class ResponderExchanges(MobikeResponder):
         addressFailed = False
         cp = found.get(CPPayload)
         if cp is not None and cp.cfgType == CfgType.CFG_REQUEST:
-            reply = self._configReply(sa, entry, cp, state.address)
+            reply = self._configReply(sa, entry, cp, state.address, uniqueKey)
             if reply is None:
                 addressFailed = True
             elif reply.attributes:
@@ -754,7 +754,12 @@ class ResponderExchanges(MobikeResponder):
         )
 
     def _configReply(
-        self, sa: IKESA, entry, cp: CPPayload, assigned: str | None = None
+        self,
+        sa: IKESA,
+        entry,
+        cp: CPPayload,
+        assigned: str | None = None,
+        owner: str | None = None,
     ) -> CPPayload | None:
         """
         Answer a CFG_REQUEST (RFC 7296 section 3.15): one address per family asked for, lent
@@ -766,12 +771,16 @@ class ResponderExchanges(MobikeResponder):
         A family the entry has no pool for is ignored, as section 3.15.4 says; None (the caller
         answers INTERNAL_ADDRESS_FAILURE) only when addresses were asked for and none could be
         given, which leaves no lease behind. An entry without pools ignores address requests.
+
+        @param owner: whom the leases belong to: the EAP identity where there is one, as for
+            duplicates, since a device that sends its IP address as IDi (Windows) sends
+            another one from every network; by default the peer's IDi.
         """
         wanted = {attr.attrType for attr in cp.attributes}
         attributes: list[ConfigAttribute] = []
         lenders: list = []
         if not wanted.isdisjoint(_ADDRESS_SET) and (entry.pools or assigned is not None):
-            given = self._lendAddresses(sa, entry, wanted, assigned, lenders)
+            given = self._lendAddresses(sa, entry, wanted, assigned, lenders, owner)
             if not given:
                 return None
             attributes += given
@@ -809,7 +818,9 @@ class ResponderExchanges(MobikeResponder):
             **sa.describe(),
         )
 
-    def _lendAddresses(self, sa: IKESA, entry, wanted, assigned, lenders: list) -> list:
+    def _lendAddresses(
+        self, sa: IKESA, entry, wanted, assigned, lenders: list, owner: str | None = None
+    ) -> list:
         """
         The address attributes for the families C{wanted} asks for, each address recorded in
         C{sa.virtualIps} (released with the SA) and each lending pool appended to C{lenders}.
@@ -817,7 +828,7 @@ class ResponderExchanges(MobikeResponder):
         a pool is counted.
         """
         given = []
-        identity = str(sa.peerIdentity)
+        identity = owner or str(sa.peerIdentity)
         fixed = ipaddress.ip_address(assigned) if assigned is not None else None
         byFamily = entry.poolsByFamily
         for family, attrType in _ADDRESS_TYPES:

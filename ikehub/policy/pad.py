@@ -60,9 +60,16 @@ class PADEntry:
             byFamily[pool.first.version] = byFamily.get(pool.first.version, ()) + (pool,)
         object.__setattr__(self, "poolsByFamily", byFamily)
 
+    def admitsIdentity(self, identity: Identity) -> bool:
+        """
+        Whether this entry's identity pattern takes C{identity}, whatever its kind: an
+        identity (wildcards included) or a network or range of IP-address identities.
+        """
+        return identityAdmits(self.identity, identity)
+
     def refusal(self, identity: Identity, peerAddress: str) -> str | None:
         """Why this entry does not govern C{identity} at C{peerAddress}, or None if it does."""
-        if not identityAdmits(self.identity, identity):
+        if not self.admitsIdentity(identity):
             return f"identity pattern {self.identity} does not match"
         if self.remoteAddrs:
             address = ipaddress.ip_address(peerAddress)
