@@ -1191,3 +1191,31 @@ def test_badFragmentationKeys(tmp_path, line, fragment):
     key = line.split(" =")[0]
     message = problems(tmp_path, hubWith(line))
     assert f": hub.{key}: {fragment}" in message, message
+
+
+# -- SA lifecycle: dead peer detection, the hub's own rekeys, PFS ------------------------------
+
+
+def test_lifecycleDefaults(tmp_path):
+    config = load(tmp_path, MINIMAL)
+    assert (config.dpdDelay, config.ikeRekeyTime, config.esp.requirePfs) == (30.0, 14400.0, False)
+
+
+def test_lifecycleKeysAreRead(tmp_path):
+    text = hubWith("dpd_delay = 10\nike_rekey_time = 0") + "\n[esp]\nrequire_pfs = true\n"
+    config = load(tmp_path, text)
+    assert (config.dpdDelay, config.ikeRekeyTime, config.esp.requirePfs) == (10.0, 0.0, True)
+
+
+@pytest.mark.parametrize(
+    "text, key, fragment",
+    [
+        (hubWith("dpd_delay = -1"), "hub.dpd_delay", "-1"),
+        (hubWith('dpd_delay = "30s"'), "hub.dpd_delay", "expected a number"),
+        (hubWith("ike_rekey_time = true"), "hub.ike_rekey_time", "expected a number"),
+        (MINIMAL + '\n[esp]\nrequire_pfs = "yes"\n', "esp.require_pfs", "expected true or false"),
+    ],
+)
+def test_badLifecycleValues(tmp_path, text, key, fragment):
+    message = problems(tmp_path, text)
+    assert f": {key}: " in message and fragment in message
