@@ -692,8 +692,11 @@ class ResponderExchanges(MobikeResponder):
             # A new IKE SA from the very address of an existing one is that device
             # reauthenticating (RFC 7296 section 2.8.3: a new IKE SA, then the old one deleted),
             # not a second device: "keep" lets it replace its own SA, as strongSwan does.
-            reauthentication = any(old.peer[0] == sa.peer[0] for old in others)
-            if policy == "keep" and not initialContact and not reauthentication:
+            if (
+                policy == "keep"
+                and not initialContact
+                and not any(old.peer[0] == sa.peer[0] for old in others)
+            ):
                 return self._authFailed(
                     sa,
                     f"{state.decision.reason}; {uniqueKey} already has an IKE SA and the "
