@@ -328,8 +328,10 @@ class CreateChildExchanges:
         isInitiator: bool, outbound: bool, inboundSpi: bytes | None = None,
     ) -> ChildSA:
         """
-        Key and install a CHILD SA made by CREATE_CHILD_SA on C{sa} (KEYMAT from the fresh
-        nonces and, with PFS, the fresh shared secret: RFC 7296 section 2.17).
+        Key and install a CHILD SA of C{sa}, whichever exchange made it and in either role:
+        KEYMAT = prf+(SK_d, [g^ir |] Ni | Nr) (RFC 7296 section 2.17), with IKE_SA_INIT's
+        nonces for the first CHILD SA and the exchange's own (and, with PFS, its fresh shared
+        secret) for CREATE_CHILD_SA.
         """
         if inboundSpi is None:
             inboundSpi = self.sad.allocateSpi()

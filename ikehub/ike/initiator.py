@@ -26,9 +26,8 @@ from twisted.internet.defer import Deferred
 
 from ikehub.crypto.errors import CryptoError
 from ikehub.crypto.ke import newKeyExchange
-from ikehub.crypto.keys import deriveChildKeys, deriveIkeKeys
+from ikehub.crypto.keys import deriveIkeKeys
 from ikehub.crypto.proposals import ProposalSpec, checkChosenProposal
-from ikehub.ike.child import ChildSA
 from ikehub.ike.cookies import COOKIE_MAX, COOKIE_MIN
 from ikehub.ike.configpayload import readAddress
 from ikehub.ike.nat import natDetectionNotifies, peerIsBehindNat
@@ -836,22 +835,7 @@ class InitiatorExchanges:
         ):
             self.sad.releaseSpi(inboundSpi)
             return
-        child = ChildSA(
-            inboundSpi=inboundSpi,
-            outboundSpi=chosen.spi,
-            suite=suite,
-            localTs=tsi.selectors,
-            remoteTs=tsr.selectors,
-            peer=sa.peer,
-            path=sa.path,
-            ikeSpi=sa.localSpi,
-            createdAt=self.clock.seconds(),
+        self._newChild(
+            sa, chosen.spi, suite, tsi.selectors, tsr.selectors, sa.nonceI, sa.nonceR, None,
+            isInitiator=True, outbound=True, inboundSpi=inboundSpi,
         )
-        child.setKeys(
-            deriveChildKeys(
-                sa.suite.prf, sa.keys.skD, suite.encr, suite.integ, sa.nonceI, sa.nonceR
-            ),
-            isInitiator=True,
-        )
-        self.sad.install(child)
-        sa.children.append(child)
