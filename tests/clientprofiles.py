@@ -28,7 +28,7 @@ platforms' full-tunnel defaults do, and lets the hub narrow that to the networks
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tests.realclient import StrongSwanPki, waitFor
@@ -255,103 +255,81 @@ WINDOWS = "Windows 10/11"
 APPLE = "iOS/macOS"
 ANDROID = "Android 11+"
 
+#: Windows' native client, in its two default IKE proposals (the ESP one is the same).
+_WINDOWS_SHA1 = ClientProfile(
+    name="windows-sha1",
+    platform=WINDOWS,
+    ike="aes256-sha1-modp1024",
+    esp="aes256-sha1",
+    auth="eap-mschapv2",
+    localId=None,
+    eapId="alice@example.com",
+    remoteId="%any",
+    fragmentSize=WINDOWS_FRAGMENT_SIZE,
+    trustedRoots=WINDOWS_TRUSTED_ROOTS,
+    keyType="rsa",
+    windowsProposals=True,
+    signatureHashes=False,
+    dhGroup="MODP_1024",
+    encrAlg="AES_CBC",
+    childEncr="AES_CBC",
+    childInteg="HMAC_SHA1_96",
+)
+#: iOS/macOS with MODP-2048 and an RSA hub certificate; the ECP-256 variant below also takes
+#: the default (ECDSA) hub certificate.
+_APPLE_MODP2048 = ClientProfile(
+    name="apple-modp2048",
+    platform=APPLE,
+    ike="aes256-sha256-modp2048",
+    esp="aes256-sha256",
+    auth="eap-mschapv2",
+    localId="alice@example.com",
+    eapId="alice",
+    remoteId="hub.example.com",
+    sendCertreq=False,
+    keyType="rsa",
+    dhGroup="MODP_2048",
+    encrAlg="AES_CBC",
+    childEncr="AES_CBC",
+    childInteg="HMAC_SHA2_256_128",
+)
+#: Android's native client with EAP-MSCHAPv2; the PSK variant below uses X25519 and AES-GCM.
+_ANDROID_EAP = ClientProfile(
+    name="android-eap",
+    platform=ANDROID,
+    ike="aes256-sha256-modp2048",
+    esp="aes256gcm16",
+    auth="eap-mschapv2",
+    localId="alice@example.com",
+    eapId="alice@example.com",
+    remoteId="hub.example.com",
+    dhGroup="MODP_2048",
+    encrAlg="AES_CBC",
+    childEncr="AES_GCM_16",
+    childInteg=None,
+)
+
 PROFILES = (
-    ClientProfile(
-        name="windows-sha1",
-        platform=WINDOWS,
-        ike="aes256-sha1-modp1024",
-        esp="aes256-sha1",
-        auth="eap-mschapv2",
-        localId=None,
-        eapId="alice@example.com",
-        remoteId="%any",
-        fragmentSize=WINDOWS_FRAGMENT_SIZE,
-        trustedRoots=WINDOWS_TRUSTED_ROOTS,
-        keyType="rsa",
-        windowsProposals=True,
-        signatureHashes=False,
-        dhGroup="MODP_1024",
-        encrAlg="AES_CBC",
-        childEncr="AES_CBC",
-        childInteg="HMAC_SHA1_96",
-    ),
-    ClientProfile(
-        name="windows-sha256",
-        platform=WINDOWS,
-        ike="aes256-sha256-modp1024",
-        esp="aes256-sha1",
-        auth="eap-mschapv2",
-        localId=None,
-        eapId="alice@example.com",
-        remoteId="%any",
-        fragmentSize=WINDOWS_FRAGMENT_SIZE,
-        trustedRoots=WINDOWS_TRUSTED_ROOTS,
-        keyType="rsa",
-        windowsProposals=True,
-        signatureHashes=False,
-        dhGroup="MODP_1024",
-        encrAlg="AES_CBC",
-        childEncr="AES_CBC",
-        childInteg="HMAC_SHA1_96",
-    ),
-    ClientProfile(
-        name="apple-modp2048",
-        platform=APPLE,
-        ike="aes256-sha256-modp2048",
-        esp="aes256-sha256",
-        auth="eap-mschapv2",
-        localId="alice@example.com",
-        eapId="alice",
-        remoteId="hub.example.com",
-        sendCertreq=False,
-        keyType="rsa",
-        dhGroup="MODP_2048",
-        encrAlg="AES_CBC",
-        childEncr="AES_CBC",
-        childInteg="HMAC_SHA2_256_128",
-    ),
-    ClientProfile(
+    _WINDOWS_SHA1,
+    replace(_WINDOWS_SHA1, name="windows-sha256", ike="aes256-sha256-modp1024"),
+    _APPLE_MODP2048,
+    replace(
+        _APPLE_MODP2048,
         name="apple-ecp256",
-        platform=APPLE,
         ike="aes256-sha256-ecp256",
-        esp="aes256-sha256",
-        auth="eap-mschapv2",
-        localId="alice@example.com",
-        eapId="alice",
-        remoteId="hub.example.com",
-        sendCertreq=False,
+        keyType=ClientProfile.keyType,
         dhGroup="ECP_256",
-        encrAlg="AES_CBC",
-        childEncr="AES_CBC",
-        childInteg="HMAC_SHA2_256_128",
     ),
-    ClientProfile(
-        name="android-eap",
-        platform=ANDROID,
-        ike="aes256-sha256-modp2048",
-        esp="aes256gcm16",
-        auth="eap-mschapv2",
-        localId="alice@example.com",
-        eapId="alice@example.com",
-        remoteId="hub.example.com",
-        dhGroup="MODP_2048",
-        encrAlg="AES_CBC",
-        childEncr="AES_GCM_16",
-        childInteg=None,
-    ),
-    ClientProfile(
+    _ANDROID_EAP,
+    replace(
+        _ANDROID_EAP,
         name="android-psk",
-        platform=ANDROID,
         ike="aes256gcm16-prfsha256-x25519",
-        esp="aes256gcm16",
         auth="psk",
         localId="android.example.com",
         eapId=None,
-        remoteId="hub.example.com",
         dhGroup="CURVE_25519",
         encrAlg="AES_GCM_16",
-        childEncr="AES_GCM_16",
-        childInteg=None,
     ),
 )
 
