@@ -32,10 +32,11 @@ class ContinuousPing:
     C{ping -i 0.2} from a namespace for C{seconds}: how many echoes went out and came back.
     """
 
-    def __init__(self, ns: str, dest: str, seconds: float) -> None:
+    def __init__(self, ns: str, dest: str, seconds: float, size: int = 56) -> None:
         self.count = int(seconds / 0.2)
+        argv = ["ping", "-n", "-q", "-i", "0.2", "-W", "2", "-s", str(size)]
         self.process = subprocess.Popen(
-            netnsExec(ns, "ping", "-n", "-q", "-i", "0.2", "-W", "2", "-c", str(self.count), dest),
+            netnsExec(ns, *argv, "-c", str(self.count), dest),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -226,4 +227,32 @@ def test_clientReauthenticatesMakeBeforeBreak(workdir):
             assert "AUTHENTICATION_FAILED" not in device.log()
             # Make-before-break from both sides: at most a packet in flight at the switch.
             assert sent >= 45 and received >= sent - 1, output + log
+            assert "Traceback" not in log
+
+
+def test_hubRekeysOnItsByteLifetime(workdir):
+    """
+    The datapath's byte lifetime: at 90 % of [esp] lifetime_bytes the hub rekeys the CHILD SA
+    itself, long before the hard limit would cut the tunnel, and the ping goes on.
+    """
+    requireRealClients()
+    hub = hubConfig(hubExtra="dpd_delay = 0\nike_rekey_time = 0") + (
+        "\n[esp]\nlifetime = 0\nlifetime_bytes = 50000\n"
+    )
+    silent = rekeyingClient("0s", "0s", "0s", "aes256gcm16")
+    with Topology(clients=1) as net, HubProcess(net.hubNs, workdir / "hub", hub) as hubProcess:
+        client = StrongSwan(net.clientNs[0], workdir / "c1", silent, secrets=clientSecrets())
+        with client:
+            assert client.initiate("home").returncode == 0, client.log() + hubProcess.log()
+            ping = ContinuousPing(net.clientNs[0], LAN_HOST, 10, size=1000)
+            try:
+                sent, received, output = ping.result()
+            finally:
+                ping.stop()
+            log = hubProcess.log()
+            # About 10 kB a second both ways: the 45 kB soft limit comes every 4-5 seconds.
+            assert "reached its soft lifetime (bytes); rekeying it" in log, log
+            assert log.count("rekeyed by the hub: now") >= 1, log
+            assert "reached its hard lifetime" not in log, log
+            assert sent >= 45 and received == sent, output + log
             assert "Traceback" not in log
