@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 
+from tests.clientprofiles import rekeyChild
 from tests.harness import HubProcess, StrongSwan, Topology, requireRealClients
 from tests.harness.netns import netnsExec
 from tests.realclient import clientSecrets, hubConfig, onlyIkeSa, waitFor
@@ -256,3 +257,26 @@ def test_hubRekeysOnItsByteLifetime(workdir):
             assert "reached its hard lifetime" not in log, log
             assert sent >= 45 and received == sent, output + log
             assert "Traceback" not in log
+
+
+def test_invalidKePayloadInACreateChildSa(workdir):
+    """
+    The client rekeys with PFS, sending its KE in MODP-2048, while it also offers ECP-256, which
+    the hub prefers: INVALID_KE_PAYLOAD names ECP-256 (RFC 7296 section 1.3), the client tries
+    again in it, and the CHILD SA is rekeyed with PFS in group 19.
+    """
+    requireRealClients()
+    hub = hubConfig(hubExtra="dpd_delay = 0\nike_rekey_time = 0")
+    client = rekeyingClient("0s", "0s", "0s", "aes256gcm16-modp2048-ecp256")
+    with Topology(clients=1) as net, HubProcess(net.hubNs, workdir / "hub", hub) as hubProcess:
+        device = StrongSwan(net.clientNs[0], workdir / "c1", client, secrets=clientSecrets())
+        with device:
+            assert device.initiate("home").returncode == 0, device.log() + hubProcess.log()
+            rekeyChild(device)
+            log = hubProcess.log()
+            assert "answered INVALID_KE_PAYLOAD" in log, log
+            assert "N(INVAL_KE)" in device.log(), device.log()
+            assert "rekeyed by the peer" in log and "(PFS group 19)" in log, log
+            [child] = [c for c in onlyIkeSa(device)["child-sas"] if c["state"] == "INSTALLED"]
+            assert child["dh-group"] == "ECP_256"
+            assert net.ping(net.clientNs[0], LAN_HOST, count=3), device.log()
