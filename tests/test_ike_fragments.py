@@ -657,3 +657,28 @@ def test_bytesHeldReturnsToZero():
     pair.net.dropIf = lambda source, destination, datagram: True
     pair.clock.advance(21)
     assert pair.hub.fragments.bytesHeld == 0 and len(pair.hub.fragments) == 0
+
+
+def test_fragmentOnesDatagramCountsTowardTheBudget():
+    """
+    A reassembly keeps fragment 1's whole datagram besides its piece (it fingerprints the
+    request for retransmissions), so the shared budget counts both: otherwise a peer sending
+    large fragment 1s would hold up to twice fragmentMaxTotalBytes. Completion gives it back.
+    """
+    pair, clientSa, hubSa = established()
+    fragments, answers = sendFragmented(pair, clientSa)
+    deliver(pair, fragments[:1])
+    [reassembly] = hubSa.reassembly.values()
+    assert pair.hub.fragments.bytesHeld == len(reassembly.parts[1]) + len(fragments[0][3])
+    deliver(pair, fragments[1:])
+    assert answers.payloads == [()] and pair.hub.fragments.bytesHeld == 0
+
+
+def test_fragmentOneBeyondTheBudgetIsDropped():
+    """A budget with room for fragment 1's piece but not for its datagram as well refuses it."""
+    pair, clientSa, hubSa = established()
+    fragments, answers = sendFragmented(pair, clientSa)
+    pair.hub.fragments.maxTotalBytes = len(fragments[0][3])
+    deliver(pair, fragments[:1])
+    assert pair.hub.counters["drop_fragment_memory"] == 1
+    assert hubSa.reassembly is None and pair.hub.fragments.bytesHeld == 0
