@@ -143,6 +143,21 @@ def test_fragmentSizeCountsTheIpv6Header():
     assert pair.hub.fragmentLimit(("192.0.2.11", 4500)) == 1280 - 20 - 8 - 4
 
 
+def test_fragmentSizeFollowsAMoveToAnotherFamily():
+    """
+    An SA that moves from IPv4 to IPv6 (MOBIKE allows it) leaves room for the larger IPv6
+    header from then on; one that never negotiated fragmentation still does not fragment.
+    """
+    pair, clientSa, hubSa = established()
+    pair.hub.movePeer(hubSa, ("2001:db8::11", 4500), 4500)
+    assert hubSa.fragmentSize == 1280 - 40 - 8 - 4
+    pair.hub.movePeer(hubSa, ("192.0.2.11", 4500), 4500)
+    assert hubSa.fragmentSize == 1280 - 20 - 8 - 4
+    pair, clientSa, hubSa = established(offer=False)
+    pair.hub.movePeer(hubSa, ("2001:db8::11", 4500), 4500)
+    assert hubSa.fragmentSize == 0
+
+
 # -- reassembly ---------------------------------------------------------------------------------
 
 
