@@ -697,3 +697,39 @@ def test_fragmentOneBeyondTheBudgetIsDropped():
     deliver(pair, fragments[:1])
     assert pair.hub.counters["drop_fragment_memory"] == 1
     assert hubSa.reassembly is None and pair.hub.fragments.bytesHeld == 0
+
+
+def partialResponse(pair, clientSa, hubSa):
+    """
+    Our initiator sends a request (nothing reaches the hub) and receives the first two
+    fragments of a large response to it, made with the hub's keys; returns its header.
+    """
+    pair.net.dropIf = lambda source, destination, datagram: True
+    pair.client.sendRequest(clientSa, ExchangeType.INFORMATIONAL, [], Answers())
+    messageHeader = hubSa.header(ExchangeType.INFORMATIONAL, clientSa.pending.messageId, True)
+    fragments = hubSa.skOut.protectFragments(messageHeader, bigRequest(3000), 400)
+    for datagram in fragments[:2]:
+        pair.net.inject(CLIENT, datagram, source=(HUB, 4500), path=4500)
+    assert len(pair.client.fragments) == 1 and pair.client.fragments.bytesHeld > 0
+    return messageHeader
+
+
+def test_responseAnsweredWholeFreesItsPartialFragments():
+    """
+    Our request is answered by a whole response while fragments of another answer to it
+    were being reassembled: they are freed at once, not held until the timeout.
+    """
+    pair, clientSa, hubSa = established()
+    messageHeader = partialResponse(pair, clientSa, hubSa)
+    pair.net.inject(CLIENT, hubSa.skOut.protect(messageHeader, []), source=(HUB, 4500), path=4500)
+    assert clientSa.pending is None
+    assert clientSa.reassembly is None and len(pair.client.fragments) == 0
+    assert pair.client.fragments.bytesHeld == 0
+
+
+def test_supersededRequestFreesItsPartialResponse():
+    """A Delete that supersedes our outstanding request frees the fragments of its answer."""
+    pair, clientSa, hubSa = established()
+    partialResponse(pair, clientSa, hubSa)
+    pair.client.deleteIkeSa(clientSa)
+    assert clientSa.reassembly is None and len(pair.client.fragments) == 0

@@ -598,10 +598,16 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
         self._transmit(sa)
 
     def _cancelPending(self, sa: IKESA) -> None:
+        """
+        Our outstanding request is over (answered, superseded or abandoned): stop retransmitting
+        it, and free the fragments of an answer to it that will no longer be wanted.
+        """
         pending = sa.pending
         if pending is not None and pending.timer is not None and pending.timer.active():
             pending.timer.cancel()
         sa.pending = None
+        if sa.reassembly is not None:
+            self.fragments.forgetResponse(sa)
 
     # -- deleting -------------------------------------------------------------------------------
 

@@ -206,9 +206,11 @@ class FragmentReassembler:
 
     def forgetRequest(self, sa) -> None:
         """Free C{sa}'s reassembly of a request of the peer's, if any (its window moved on)."""
-        book = sa.reassembly
-        if book is not None and False in book:
-            self._discard(book[False])
+        self._forgetOne(sa, False)
+
+    def forgetResponse(self, sa) -> None:
+        """Free C{sa}'s reassembly of a response to our request, if any (that request is over)."""
+        self._forgetOne(sa, True)
 
     def stop(self) -> None:
         if self._timer is not None and self._timer.active():
@@ -226,6 +228,13 @@ class FragmentReassembler:
         if self._timer is None:
             self._timer = self.clock.callLater(self.timeout, self._expire)
         return reassembly
+
+    def _forgetOne(self, sa, isResponse: bool) -> None:
+        book = sa.reassembly
+        if book is not None:
+            reassembly = book.get(isResponse)
+            if reassembly is not None:
+                self._discard(reassembly)
 
     def _discard(self, reassembly: _Reassembly) -> None:
         if reassembly in self._live:
