@@ -361,11 +361,10 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
         if not sa.fragmentSize or sa.skIn is None:
             return self._drop("fragment_unnegotiated", peer)
         try:
+            # The header names SKF as the first payload, which ends the chain: it is the SKF.
             skf = Message.fromBytes(data, header).sk
         except ParseError:
             return self._drop("malformed", peer)
-        if not isinstance(skf, SKFPayload):
-            return self._drop("message_id_outside_window", peer)
         if skf.fragmentNumber != 1:
             return self._drop("fragment_retransmission_ignored", peer)
         try:
@@ -476,11 +475,9 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
         sa.lastResponse = datagram
         replyTo = sa.replyTo
         peer, path = replyTo if replyTo is not None else (sa.peer, sa.path)
-        if type(datagram) is bytes:
-            self._send(datagram, peer, path)
-        else:
+        if type(datagram) is not bytes:
             self._noteFragmented(sa, exchangeType, datagram, "response")
-            self._sendAll(datagram, peer, path)
+        self._sendAll(datagram, peer, path)
 
     def _sendAll(self, datagrams, peer, path) -> None:
         """Send a message: one datagram, or a tuple of fragments one after the other."""
@@ -566,15 +563,12 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
             return
         messageId = sa.nextRequestId
         sa.nextRequestId += 1
-        header = sa.header(exchangeType, messageId, response=False)
         if plain:
-            datagram = encodeMessage(header, payloads)
-        elif sa.fragmentSize:
-            datagram = sa.skOut.protectFragments(header, payloads, sa.fragmentSize)
+            datagram = encodeMessage(sa.header(exchangeType, messageId, response=False), payloads)
+        else:
+            datagram = sa.sealForSending(exchangeType, messageId, payloads, response=False)
             if type(datagram) is not bytes:
                 self._noteFragmented(sa, exchangeType, datagram, "request")
-        else:
-            datagram = sa.skOut.protect(header, payloads)
         sa.pending = PendingRequest(messageId, datagram, exchangeType, onResponse)
         self._transmit(sa)
 

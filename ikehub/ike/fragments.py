@@ -258,7 +258,7 @@ class FragmentReassembler:
                 break
             self.counters.increment("fragment_reassembly_expired")
             self._discard(reassembly)
-        if self._live and self._timer is None:
+        if self._live:
             oldest = next(iter(self._live))
             self._timer = self.clock.callLater(
                 max(0.0, oldest.startedAt + self.timeout - now), self._expire
