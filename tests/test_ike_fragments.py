@@ -274,6 +274,8 @@ def test_stalledReassemblyExpires():
     # The last fragment alone now starts a new reassembly rather than completing a message.
     deliver(pair, fragments[-1:])
     assert answers.payloads == []
+    [again] = hubSa.reassembly.values()
+    assert list(again.parts) == [len(fragments)]
 
 
 def test_removingTheSaFreesItsReassembly():
@@ -338,12 +340,20 @@ def test_fragmentsInIkeSaInitAreDropped():
 
 
 def test_fragmentOfAnUnknownSaIsAnsweredAsAnyOther():
-    """An SKF message for an SPI we do not have is an unknown-SPI request like any other."""
+    """
+    An SKF message for an SPI we do not have is an unknown-SPI request like any other: dropped
+    and answered with INVALID_IKE_SPI outside any SA (RFC 7296 section 2.21.4).
+    """
     pair, clientSa, hubSa = established()
     fragments, answers = sendFragmented(pair, clientSa)
     pair.hub.removeSa(hubSa, "test")
+    sent = len(pair.net.log)
     deliver(pair, fragments[:1])
     assert pair.hub.counters["drop_unknown_spi"] == 1
+    assert pair.hub.counters["sent_invalid_ike_spi"] == 1
+    [answer] = [r[3] for r in pair.net.log[sent:] if r[0] == HUB]
+    [notify] = Message.fromBytes(answer).payloads
+    assert notify.notifyType == NotifyType.INVALID_IKE_SPI
 
 
 def test_garbageSkfNeverRaises():
