@@ -143,6 +143,21 @@ def test_fragmentSizeCountsTheIpv6Header():
     assert pair.hub.fragmentLimit(("192.0.2.11", 4500)) == 1280 - 20 - 8 - 4
 
 
+def test_fragmentSizeFollowsAMoveToAnotherFamily():
+    """
+    An SA that moves from IPv4 to IPv6 (MOBIKE allows it) leaves room for the larger IPv6
+    header from then on; one that never negotiated fragmentation still does not fragment.
+    """
+    pair, clientSa, hubSa = established()
+    pair.hub.movePeer(hubSa, ("2001:db8::11", 4500), 4500)
+    assert hubSa.fragmentSize == 1280 - 40 - 8 - 4
+    pair.hub.movePeer(hubSa, ("192.0.2.11", 4500), 4500)
+    assert hubSa.fragmentSize == 1280 - 20 - 8 - 4
+    pair, clientSa, hubSa = established(offer=False)
+    pair.hub.movePeer(hubSa, ("2001:db8::11", 4500), 4500)
+    assert hubSa.fragmentSize == 0
+
+
 # -- reassembly ---------------------------------------------------------------------------------
 
 
@@ -259,6 +274,8 @@ def test_stalledReassemblyExpires():
     # The last fragment alone now starts a new reassembly rather than completing a message.
     deliver(pair, fragments[-1:])
     assert answers.payloads == []
+    [again] = hubSa.reassembly.values()
+    assert list(again.parts) == [len(fragments)]
 
 
 def test_removingTheSaFreesItsReassembly():
@@ -323,12 +340,20 @@ def test_fragmentsInIkeSaInitAreDropped():
 
 
 def test_fragmentOfAnUnknownSaIsAnsweredAsAnyOther():
-    """An SKF message for an SPI we do not have is an unknown-SPI request like any other."""
+    """
+    An SKF message for an SPI we do not have is an unknown-SPI request like any other: dropped
+    and answered with INVALID_IKE_SPI outside any SA (RFC 7296 section 2.21.4).
+    """
     pair, clientSa, hubSa = established()
     fragments, answers = sendFragmented(pair, clientSa)
     pair.hub.removeSa(hubSa, "test")
+    sent = len(pair.net.log)
     deliver(pair, fragments[:1])
     assert pair.hub.counters["drop_unknown_spi"] == 1
+    assert pair.hub.counters["sent_invalid_ike_spi"] == 1
+    [answer] = [r[3] for r in pair.net.log[sent:] if r[0] == HUB]
+    [notify] = Message.fromBytes(answer).payloads
+    assert notify.notifyType == NotifyType.INVALID_IKE_SPI
 
 
 def test_garbageSkfNeverRaises():
@@ -657,3 +682,64 @@ def test_bytesHeldReturnsToZero():
     pair.net.dropIf = lambda source, destination, datagram: True
     pair.clock.advance(21)
     assert pair.hub.fragments.bytesHeld == 0 and len(pair.hub.fragments) == 0
+
+
+def test_fragmentOnesDatagramCountsTowardTheBudget():
+    """
+    A reassembly keeps fragment 1's whole datagram besides its piece (it fingerprints the
+    request for retransmissions), so the shared budget counts both: otherwise a peer sending
+    large fragment 1s would hold up to twice fragmentMaxTotalBytes. Completion gives it back.
+    """
+    pair, clientSa, hubSa = established()
+    fragments, answers = sendFragmented(pair, clientSa)
+    deliver(pair, fragments[:1])
+    [reassembly] = hubSa.reassembly.values()
+    assert pair.hub.fragments.bytesHeld == len(reassembly.parts[1]) + len(fragments[0][3])
+    deliver(pair, fragments[1:])
+    assert answers.payloads == [()] and pair.hub.fragments.bytesHeld == 0
+
+
+def test_fragmentOneBeyondTheBudgetIsDropped():
+    """A budget with room for fragment 1's piece but not for its datagram as well refuses it."""
+    pair, clientSa, hubSa = established()
+    fragments, answers = sendFragmented(pair, clientSa)
+    pair.hub.fragments.maxTotalBytes = len(fragments[0][3])
+    deliver(pair, fragments[:1])
+    assert pair.hub.counters["drop_fragment_memory"] == 1
+    assert hubSa.reassembly is None and pair.hub.fragments.bytesHeld == 0
+
+
+def partialResponse(pair, clientSa, hubSa):
+    """
+    Our initiator sends a request (nothing reaches the hub) and receives the first two
+    fragments of a large response to it, made with the hub's keys; returns its header.
+    """
+    pair.net.dropIf = lambda source, destination, datagram: True
+    pair.client.sendRequest(clientSa, ExchangeType.INFORMATIONAL, [], Answers())
+    messageHeader = hubSa.header(ExchangeType.INFORMATIONAL, clientSa.pending.messageId, True)
+    fragments = hubSa.skOut.protectFragments(messageHeader, bigRequest(3000), 400)
+    for datagram in fragments[:2]:
+        pair.net.inject(CLIENT, datagram, source=(HUB, 4500), path=4500)
+    assert len(pair.client.fragments) == 1 and pair.client.fragments.bytesHeld > 0
+    return messageHeader
+
+
+def test_responseAnsweredWholeFreesItsPartialFragments():
+    """
+    Our request is answered by a whole response while fragments of another answer to it
+    were being reassembled: they are freed at once, not held until the timeout.
+    """
+    pair, clientSa, hubSa = established()
+    messageHeader = partialResponse(pair, clientSa, hubSa)
+    pair.net.inject(CLIENT, hubSa.skOut.protect(messageHeader, []), source=(HUB, 4500), path=4500)
+    assert clientSa.pending is None
+    assert clientSa.reassembly is None and len(pair.client.fragments) == 0
+    assert pair.client.fragments.bytesHeld == 0
+
+
+def test_supersededRequestFreesItsPartialResponse():
+    """A Delete that supersedes our outstanding request frees the fragments of its answer."""
+    pair, clientSa, hubSa = established()
+    partialResponse(pair, clientSa, hubSa)
+    pair.client.deleteIkeSa(clientSa)
+    assert clientSa.reassembly is None and len(pair.client.fragments) == 0

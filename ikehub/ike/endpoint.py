@@ -361,11 +361,10 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
         if not sa.fragmentSize or sa.skIn is None:
             return self._drop("fragment_unnegotiated", peer)
         try:
+            # The header names SKF as the first payload, which ends the chain: it is the SKF.
             skf = Message.fromBytes(data, header).sk
         except ParseError:
             return self._drop("malformed", peer)
-        if not isinstance(skf, SKFPayload):
-            return self._drop("message_id_outside_window", peer)
         if skf.fragmentNumber != 1:
             return self._drop("fragment_retransmission_ignored", peer)
         try:
@@ -414,11 +413,14 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
         """
         The IKE SA and its CHILD SAs talk to C{peer} by C{path} from now on: the ESP datapath
         reads each CHILD SA's address per packet, so outbound ESP follows at once; the peer
-        index (C{byPeer}, for INVALID_SPI) follows too.
+        index (C{byPeer}, for INVALID_SPI) follows too, and so does the size of our IKE
+        fragments, which depends on the address family (MOBIKE may move IPv4 to IPv6).
         """
         if self.byPeer.get(sa.peer) is sa:
             del self.byPeer[sa.peer]
             self.byPeer[peer] = sa
+        if sa.fragmentSize:
+            sa.fragmentSize = self.fragmentLimit(peer)
         sa.peer, sa.path = peer, path
         for child in sa.children:
             child.peer, child.path = peer, path
@@ -473,11 +475,9 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
         sa.lastResponse = datagram
         replyTo = sa.replyTo
         peer, path = replyTo if replyTo is not None else (sa.peer, sa.path)
-        if type(datagram) is bytes:
-            self._send(datagram, peer, path)
-        else:
+        if type(datagram) is not bytes:
             self._noteFragmented(sa, exchangeType, datagram, "response")
-            self._sendAll(datagram, peer, path)
+        self._sendAll(datagram, peer, path)
 
     def _sendAll(self, datagrams, peer, path) -> None:
         """Send a message: one datagram, or a tuple of fragments one after the other."""
@@ -563,15 +563,12 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
             return
         messageId = sa.nextRequestId
         sa.nextRequestId += 1
-        header = sa.header(exchangeType, messageId, response=False)
         if plain:
-            datagram = encodeMessage(header, payloads)
-        elif sa.fragmentSize:
-            datagram = sa.skOut.protectFragments(header, payloads, sa.fragmentSize)
+            datagram = encodeMessage(sa.header(exchangeType, messageId, response=False), payloads)
+        else:
+            datagram = sa.sealForSending(exchangeType, messageId, payloads, response=False)
             if type(datagram) is not bytes:
                 self._noteFragmented(sa, exchangeType, datagram, "request")
-        else:
-            datagram = sa.skOut.protect(header, payloads)
         sa.pending = PendingRequest(messageId, datagram, exchangeType, onResponse)
         self._transmit(sa)
 
@@ -595,10 +592,16 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
         self._transmit(sa)
 
     def _cancelPending(self, sa: IKESA) -> None:
+        """
+        Our outstanding request is over (answered, superseded or abandoned): stop retransmitting
+        it, and free the fragments of an answer to it that will no longer be wanted.
+        """
         pending = sa.pending
         if pending is not None and pending.timer is not None and pending.timer.active():
             pending.timer.cancel()
         sa.pending = None
+        if sa.reassembly is not None:
+            self.fragments.forgetResponse(sa)
 
     # -- deleting -------------------------------------------------------------------------------
 

@@ -23,10 +23,11 @@ Limits, all per message:
   - C{timeout} seconds from the first verified fragment to the last. One timer serves all
     reassemblies (they are kept oldest first), not one per SA.
 
-And all reassemblies together hold at most C{maxTotalBytes} (16 MiB by default): anyone who
-completes an IKE_SA_INIT holds keys for a half-open SA, and a thousand of them (the default
-cookie threshold) must not each fill 64 KB. A verified fragment beyond the budget is dropped;
-its sender retransmits, by which time the budget may be free again.
+And all reassemblies together hold at most C{maxTotalBytes} (16 MiB by default), their verified
+pieces and the datagram of each fragment 1 they keep counted alike: anyone who completes an
+IKE_SA_INIT holds keys for a half-open SA, and a thousand of them (the default cookie threshold)
+must not each fill 64 KB. A verified fragment beyond the budget is dropped; its sender
+retransmits, by which time the budget may be free again.
 """
 
 from typing import Callable, NamedTuple
@@ -106,7 +107,7 @@ class FragmentReassembler:
         self.maxBytes = maxBytes
         self.timeout = timeout
         self.maxTotalBytes = maxTotalBytes
-        #: Bytes of verified pieces held by all reassemblies.
+        #: Bytes held by all reassemblies: verified pieces and fragment 1 datagrams.
         self.bytesHeld = 0
         #: Every live reassembly, oldest first (insertion order is age).
         self._live: dict[_Reassembly, None] = {}
@@ -162,20 +163,22 @@ class FragmentReassembler:
             same = self._start(sa, isResponse, messageId, total)
             same.rejected = rejected
         if same.size + len(piece) > self.maxBytes:
-            self.bytesHeld -= same.size
+            self.bytesHeld -= same.size + len(same.first)
             same.parts = {}
             same.size = 0
             same.first = b""
             same.refused = True
             return self._drop("fragment_oversized", peer)
-        if self.bytesHeld + len(piece) > self.maxTotalBytes:
+        number = skf.fragmentNumber
+        # Fragment 1's whole datagram is kept as well (see Reassembled.first): it counts.
+        held = len(piece) + len(data) if number == 1 else len(piece)
+        if self.bytesHeld + held > self.maxTotalBytes:
             if not same.parts:
                 self._discard(same)
             return self._drop("fragment_memory", peer)
-        number = skf.fragmentNumber
         same.parts[number] = piece
         same.size += len(piece)
-        self.bytesHeld += len(piece)
+        self.bytesHeld += held
         if number == 1:
             same.firstPayload = skf.firstPayload
             same.first = data
@@ -203,9 +206,11 @@ class FragmentReassembler:
 
     def forgetRequest(self, sa) -> None:
         """Free C{sa}'s reassembly of a request of the peer's, if any (its window moved on)."""
-        book = sa.reassembly
-        if book is not None and False in book:
-            self._discard(book[False])
+        self._forgetOne(sa, False)
+
+    def forgetResponse(self, sa) -> None:
+        """Free C{sa}'s reassembly of a response to our request, if any (that request is over)."""
+        self._forgetOne(sa, True)
 
     def stop(self) -> None:
         if self._timer is not None and self._timer.active():
@@ -224,10 +229,17 @@ class FragmentReassembler:
             self._timer = self.clock.callLater(self.timeout, self._expire)
         return reassembly
 
+    def _forgetOne(self, sa, isResponse: bool) -> None:
+        book = sa.reassembly
+        if book is not None:
+            reassembly = book.get(isResponse)
+            if reassembly is not None:
+                self._discard(reassembly)
+
     def _discard(self, reassembly: _Reassembly) -> None:
         if reassembly in self._live:
             del self._live[reassembly]
-            self.bytesHeld -= reassembly.size
+            self.bytesHeld -= reassembly.size + len(reassembly.first)
             reassembly.size = 0
         book = reassembly.sa.reassembly
         if book is not None and book.get(reassembly.isResponse) is reassembly:
@@ -246,7 +258,7 @@ class FragmentReassembler:
                 break
             self.counters.increment("fragment_reassembly_expired")
             self._discard(reassembly)
-        if self._live and self._timer is None:
+        if self._live:
             oldest = next(iter(self._live))
             self._timer = self.clock.callLater(
                 max(0.0, oldest.startedAt + self.timeout - now), self._expire
