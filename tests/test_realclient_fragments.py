@@ -386,6 +386,9 @@ def test_windowsSizedIkeAuthInMoreThanSixteenFragments(workdir):
         assert "sending end entity cert" in clientLog, clientLog
         sentIssuers = re.findall(r'sending issuer cert "[^"]*CN=(\S+)"', clientLog)
         assert sentIssuers == [f"{n}.example.com" for n in reversed(intermediates)], clientLog
+        # Its CERTREQ names every CA it holds: the 80 unrelated roots, the hub's CA, the
+        # clients' root and the four intermediates.
+        assert clientLog.count("sending cert request for") == 86, clientLog
         [(size, count)] = [(int(s), int(c)) for s, c in _SPLIT.findall(clientLog)]
         assert count > 16 and size > 9000, (size, count)
         # Every IKE datagram the client sent fits in 626 bytes with its IP and UDP headers
