@@ -140,15 +140,24 @@ class StrongSwanPki:
     strongSwan's pki in C{directory}: PEM files, keys mode 0600.
 
     @param keyType: "rsa" (3072 bits unless C{size}) or "ecdsa" (P-256), for every key.
+    @param caName: the CA's common name; two CAs of one test should not share it.
     """
 
-    def __init__(self, directory, keyType: str = "rsa", size: int | None = None) -> None:
+    def __init__(
+        self,
+        directory,
+        keyType: str = "rsa",
+        size: int | None = None,
+        caName: str = "ikehub test CA",
+    ) -> None:
         from pathlib import Path
 
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.keyType = keyType
         self.size = str(size) if size is not None else "3072" if keyType == "rsa" else "256"
+        #: Names whose key L{generateKeys} already made.
+        self._pregenerated: set[str] = set()
         self.caKey = self.key("ca")
         self.caCert = self.directory / "ca.pem"
         self.caCert.write_bytes(
@@ -160,7 +169,7 @@ class StrongSwanPki:
                 "--type",
                 keyType,
                 "--dn",
-                "C=CH, O=ikehub test, CN=ikehub test CA",
+                f"C=CH, O=ikehub test, CN={caName}",
                 "--outform",
                 "pem",
             )
@@ -168,11 +177,40 @@ class StrongSwanPki:
 
     def key(self, name: str):
         path = self.directory / f"{name}.key"
+        if name in self._pregenerated:
+            self._pregenerated.discard(name)
+            return path
         path.write_bytes(
             pki("--gen", "--type", self.keyType, "--size", self.size, "--outform", "pem")
         )
         path.chmod(0o600)
         return path
+
+    def generateKeys(self, *names: str) -> None:
+        """
+        Make the keys of the certificates C{names} (for later L{issue} calls) all at once, in
+        parallel: an RSA-4096 key takes pki a second or more, and a long chain needs several.
+        """
+        import subprocess
+
+        command = ["pki", "--gen", "--type", self.keyType, "--size", self.size, "--outform", "pem"]
+        running = []
+        try:
+            for name in names:
+                path = self.directory / f"{name}.key"
+                path.touch(mode=0o600)
+                with path.open("wb") as out:
+                    process = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL)
+                running.append((name, process))
+            for name, process in running:
+                if process.wait(timeout=120) != 0:
+                    raise subprocess.CalledProcessError(process.returncode, command)
+                self._pregenerated.add(name)
+        finally:
+            for _, process in running:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
 
     def issue(self, name: str, san: str, *flags: str, issuer=None):
         """

@@ -361,6 +361,29 @@ def test_shortRsaEndEntityKeyIsRefused():
     assert refused(STORE, cert, []).reason == REASON_UNSUPPORTED_KEY
 
 
+def test_fourDistinctIntermediatesInAnyOrderBuildThePath():
+    """
+    A client with a long chain (root, four intermediate CAs, its own certificate) sends every
+    intermediate in CERT payloads, nearest first as strongSwan does, or in any other order:
+    the path is built through all four to the one root the store trusts. Without them, or
+    with one missing, it does not reach the root.
+    """
+    rootKey = ec.generate_private_key(ec.SECP256R1())
+    root = issue(dn("Long Root"), rootKey, dn("Long Root"), rootKey, ca=True)
+    store = TrustStore([root])
+    chain, issuerName, issuerKey = [], root.subject, rootKey
+    for i in range(1, 5):
+        key = ec.generate_private_key(ec.SECP256R1())
+        chain.append(issue(dn(f"Long Intermediate {i}"), key, issuerName, issuerKey, ca=True))
+        issuerName, issuerKey = chain[-1].subject, key
+    leaf = issue(dn("alice"), CLIENT_KEY, issuerName, issuerKey)
+    for order in (chain[::-1], chain, [chain[2], chain[0], chain[3], chain[1]]):
+        validated = validatePeerCertificate(store, leaf, order, NOW)
+        assert validated.chain == (leaf, *chain[::-1], root)
+    assert refused(store, leaf, []).reason == REASON_UNTRUSTED
+    assert refused(store, leaf, chain[1:]).reason == REASON_UNTRUSTED
+
+
 def test_moreThanFourIntermediatesIsRefusedUpFront():
     """Five intermediates are refused before any path building (bounded work)."""
     assert MAX_INTERMEDIATES == 4

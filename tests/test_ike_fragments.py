@@ -13,6 +13,7 @@ import os
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
+from twisted.logger import Logger, formatEvent
 
 from ikehub.auth.builtin import PubkeyAuthenticator
 from ikehub.auth.certs import TrustStore, certReqHashes
@@ -242,6 +243,25 @@ def test_windowsSizedRequestFitsTheCap():
     assert len(fragments) > 16
     deliver(pair, fragments)
     assert answers.payloads == [()]
+
+
+def test_reassembledLogNamesWhereTheFragmentsCameFrom():
+    """
+    The reassembly's log line names the address and port the fragments came from, not the
+    SA's before them: strongSwan sends its fragmented IKE_AUTH from port 4500 to an SA that
+    knows it at 500 until that very request is accepted, and a NAT may move a peer's port.
+    """
+    pair, clientSa, hubSa = established()
+    events = []
+    pair.hub.log = Logger(observer=events.append)
+    fragments, answers = sendFragmented(pair, clientSa)
+    moved = [(host, 4501, destination, datagram) for host, _, destination, datagram in fragments]
+    assert hubSa.peer == (CLIENT, 4500)
+    deliver(pair, moved)
+    assert answers.payloads == [()]
+    [event] = [e for e in events if e.get("event") == "ike_fragments_reassembled"]
+    assert event["peer"] == f"{CLIENT}:4501" and event["fragments"] == len(fragments)
+    assert formatEvent(event).startswith(f"Reassembled INFORMATIONAL request 2 from {CLIENT}:4501")
 
 
 def test_oversizedMessageIsRefusedAndFreed():

@@ -1,10 +1,13 @@
 """
 Certificates with real strongSwan 5.9.8 clients in network namespaces: RSA-3072 and ECDSA P-256
 both ways (RFC 7427 signatures), made with strongSwan's own pki tool; the PAD refusing an
-untrusted CA. Judged from the client's side, with a ping through the tunnel.
+untrusted CA; a client certificate issued through intermediate CAs, which the client sends and
+the hub must use (it trusts only the root). Judged from the client's side, with a ping through
+the tunnel.
 """
 
 import ipaddress
+import re
 
 import pytest
 
@@ -103,3 +106,60 @@ def test_untrustedCaIsRefusedAndLeavesNothing(workdir):
         assert client.listSas() == []
         assert waitFor(lambda: "untrusted CA" in hub.log()), hub.log()
         assert "matched PAD entry 'certificates'" in hub.log()
+
+
+@pytest.mark.parametrize("clientHasIntermediates", [True, False])
+def test_intermediatesComeFromTheClientsCertPayloads(workdir, clientHasIntermediates):
+    """
+    The client's certificate is issued through two intermediate CAs; the hub trusts only the
+    root. strongSwan sends each intermediate it finds on the way up (in x509/ here; x509ca/
+    works as well, and it needs no root to do so) as a CERT payload after its own: the hub
+    builds the path through them and the SA carries a ping. A client that lacks them sends
+    its certificate alone, and the hub, which never looks for intermediates elsewhere,
+    refuses it as from an untrusted CA.
+    """
+    requireRealClients()
+    clientPki = StrongSwanPki(workdir / "clientpki", "ecdsa", caName="ikehub test client root")
+    issuer = None
+    files = {}
+    for i in (1, 2):
+        name = f"intermediate{i}"
+        issuer = clientPki.issue(name, f"{name}.example.com", "--ca", issuer=issuer)
+        if clientHasIntermediates:
+            files[f"x509/{name}.pem"] = issuer[0].read_bytes()
+    cert, key = clientPki.issue("alice", "alice@example.com", issuer=issuer)
+    hubPki = StrongSwanPki(workdir / "hub", "ecdsa", caName="ikehub test hub CA")
+    hubPki.issue("hub", "hub.example.com")
+    (workdir / "hub" / "clients-root.pem").write_bytes(clientPki.caCert.read_bytes())
+    files.update(
+        {
+            "x509ca/hub-ca.pem": hubPki.caCert.read_bytes(),
+            "x509/client.pem": cert.read_bytes(),
+            "private/client.key": key.read_bytes(),
+        }
+    )
+    config = roadWarriorHub(
+        'name = "certificates"\nidentity = "*@example.com"\nauth = "pubkey"',
+        hub='certificate = "hub.pem"\nprivate_key = "hub.key"\nca = "clients-root.pem"',
+    )
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", config) as hub,
+        StrongSwan(net.clientNs[0], workdir / "c1", CLIENT_CONFIG, files=files) as client,
+    ):
+        result = client.initiate("home")
+        log = client.log()
+        sentIssuers = re.findall(r'sending issuer cert "[^"]*CN=(\S+)"', log)
+        if not clientHasIntermediates:
+            assert result.returncode != 0 and sentIssuers == [], log
+            assert "sending end entity cert" in log, log
+            assert waitFor(lambda: "certificate refused: untrusted CA" in hub.log()), hub.log()
+            assert client.listSas() == []
+            return
+        assert result.returncode == 0, log + hub.log()
+        assert sentIssuers == ["intermediate2.example.com", "intermediate1.example.com"], log
+        sa = onlyIkeSa(client)
+        assert sa["state"] == "ESTABLISHED", sa
+        [vip] = sa["local-vips"]
+        assert net.ping(net.clientNs[0], LAN_HOST, count=3, source=vip), client.log()
+        assert "(alice@example.com) established" in hub.log(), hub.log()

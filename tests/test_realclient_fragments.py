@@ -10,8 +10,13 @@ IKE fragmentation (RFC 7383) with real strongSwan 5.9.8 clients in network names
   - A hub whose certificate chain (end entity and intermediate CA, RSA-4096) makes its
     IKE_AUTH response larger than its C{fragment_size}: it is sent in fragments, which the
     client reassembles.
+  - Windows' case: a client with C{charon.fragment_size = 626} whose IKE_AUTH request (an
+    RSA-4096 certificate with four RSA-4096 intermediate CAs, a CERTREQ naming 86 CAs: about
+    9.7 KB) goes out in more than 16 fragments; the hub, trusting only the root, reassembles
+    it, builds the path through the intermediates it received, and the SA carries a ping.
 """
 
+import datetime
 import ipaddress
 import os
 import re
@@ -269,3 +274,139 @@ def test_hubsLargeChainIsSentInFragments(workdir):
         ), clientLog
         # The client checked the chain through the intermediate the hub sent.
         assert "authentication of 'hub.example.com' with RSA" in clientLog, clientLog
+
+
+#: The largest datagram (IP header included) Windows sends IKE in: its IKE_AUTH request goes
+#: out in fragments of this size, and with a certificate chain in more than 16 of them.
+WINDOWS_FRAGMENT_SIZE = 626
+_PACKET = re.compile(r"sending packet: from \S+ to \S+ \((\d+) bytes\)")
+_SPLIT = re.compile(r"splitting IKE message \((\d+) bytes\) into (\d+) fragments")
+
+
+def unrelatedRoots(count: int) -> dict[str, bytes]:
+    """
+    C{count} self-signed ECDSA root CAs for the client's x509ca, as a machine's trust store
+    holds dozens of roots it never needs here. strongSwan names every CA it trusts in the
+    CERTREQ of its IKE_AUTH request (20 octets each), as Windows does with its roots.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    roots = {}
+    for i in range(count):
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "unrelated roots"),
+                x509.NameAttribute(NameOID.COMMON_NAME, f"Unrelated Root CA {i}"),
+            ]
+        )
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        roots[f"x509ca/unrelated{i}.pem"] = cert.public_bytes(serialization.Encoding.PEM)
+    return roots
+
+
+def test_windowsSizedIkeAuthInMoreThanSixteenFragments(workdir):
+    """
+    Windows sends its IKE_AUTH request in 626-byte datagrams, and with a certificate chain in
+    more than 16 of them. A strongSwan client with C{charon.fragment_size = 626} does the
+    same: its RSA-4096 certificate comes with four RSA-4096 intermediate CAs (which it sends
+    as CERT payloads because it finds them in x509/ on the way to the self-signed root), and
+    its CERTREQ names 80 further roots it trusts. The hub, which trusts only the root,
+    reassembles the request from more than 16 fragments, builds the path through the
+    intermediates it received, and the SA carries a ping.
+    """
+    requireRealClients()
+    clientPki = StrongSwanPki(
+        workdir / "clientpki", "rsa", size=4096, caName="ikehub test client root CA"
+    )
+    intermediates = [f"intermediate{i}" for i in range(1, 5)]
+    clientPki.generateKeys(*intermediates, "alice")
+    issuer = None
+    files = {}
+    for name in intermediates:
+        issuer = clientPki.issue(name, f"{name}.example.com", "--ca", issuer=issuer)
+        files[f"x509/{name}.pem"] = issuer[0].read_bytes()
+    cert, key = clientPki.issue("alice", "alice@example.com", "--flag", "clientAuth", issuer=issuer)
+    hubPki = StrongSwanPki(workdir / "hub", "ecdsa", caName="ikehub test hub CA")
+    hubPki.issue("hub", "hub.example.com", "--flag", "serverAuth")
+    # The hub trusts the clients' root and nothing else: the intermediates must come from
+    # the client's CERT payloads.
+    (workdir / "hub" / "clients-root.pem").write_bytes(clientPki.caCert.read_bytes())
+    files.update(
+        {
+            "x509ca/hub-ca.pem": hubPki.caCert.read_bytes(),
+            "x509ca/clients-root.pem": clientPki.caCert.read_bytes(),
+            "x509/client.pem": cert.read_bytes(),
+            "private/client.key": key.read_bytes(),
+            **unrelatedRoots(80),
+        }
+    )
+    config = roadWarriorHub(
+        'name = "certificates"\nidentity = "*@example.com"\nauth = "pubkey"',
+        hub=(
+            'certificate = "hub.pem"\nprivate_key = "hub.key"\nca = "clients-root.pem"\n'
+            "fragmentation = true"
+        ),
+    )
+    with (
+        Topology() as net,
+        HubProcess(net.hubNs, workdir / "hub", config) as hub,
+        StrongSwan(
+            net.clientNs[0],
+            workdir / "c1",
+            CLIENT_CONFIG,
+            files=files,
+            extraCharonConf=f"    fragment_size = {WINDOWS_FRAGMENT_SIZE}\n",
+        ) as client,
+        IkeSniffer(net.clientNs[0], lambda spiI, spiR: []) as sniffer,
+    ):
+        assert client.initiate("home").returncode == 0, client.log() + hub.log()
+        sa = onlyIkeSa(client)
+        assert sa["state"] == "ESTABLISHED", sa
+        [vip] = sa["local-vips"]
+        assert ipaddress.ip_address(vip) in POOL
+        assert net.ping(net.clientNs[0], LAN_HOST, count=3, source=vip), client.log()
+
+        clientLog = client.log()
+        # strongSwan sent the whole chain below the root, nearest first.
+        assert "sending end entity cert" in clientLog, clientLog
+        sentIssuers = re.findall(r'sending issuer cert "[^"]*CN=(\S+)"', clientLog)
+        assert sentIssuers == [f"{n}.example.com" for n in reversed(intermediates)], clientLog
+        # Its CERTREQ names every CA it holds: the 80 unrelated roots, the hub's CA, the
+        # clients' root and the four intermediates.
+        assert clientLog.count("sending cert request for") == 86, clientLog
+        [(size, count)] = [(int(s), int(c)) for s, c in _SPLIT.findall(clientLog)]
+        assert count > 16 and size > 9000, (size, count)
+        # Every IKE datagram the client sent fits in 626 bytes with its IP and UDP headers
+        # and, on port 4500, the non-ESP marker (charon logs the IKE message's size).
+        sizes = [int(s) for s in _PACKET.findall(clientLog)]
+        assert len(sizes) >= count + 1, clientLog
+        assert max(sizes) + 20 + 8 + 4 <= WINDOWS_FRAGMENT_SIZE, sizes
+
+        # On the wire: the fragments the hub got are the ones the client logged.
+        sent = list(dict.fromkeys(sniffer.authFragments(net.clientAddresses[0])))
+        assert len(sent) == count, len(sent)
+        assert all(len(d) + 20 + 8 + 4 <= WINDOWS_FRAGMENT_SIZE for d in sent)
+        log = hub.log()
+        match = re.search(
+            r"Reassembled IKE_AUTH request 1 from (\S+) from (\d+) fragments "
+            r"\(0 forged or corrupt fragments dropped\)",
+            log,
+        )
+        assert match and int(match.group(2)) == count, log
+        assert match.group(1) == f"{net.clientAddresses[0]}:4500", log
+        assert "(alice@example.com) established" in log, log

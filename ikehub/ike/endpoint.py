@@ -342,7 +342,7 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
         done = self.fragments.receive(sa, False, data, header, skf, peer)
         if done is None:
             return
-        self._logReassembled(sa, header, done, "request")
+        self._logReassembled(sa, header, done, "request", peer)
         try:
             payloads = decodePayloadChain(done.firstPayload, done.chain)
         except ParseError as e:
@@ -374,7 +374,12 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
         self.counters.increment("retransmitted_request")
         self._sendAll(sa.lastResponse, peer, path)
 
-    def _logReassembled(self, sa: IKESA, header: IKEHeader, done, kind: str) -> None:
+    def _logReassembled(self, sa: IKESA, header: IKEHeader, done, kind: str, peer) -> None:
+        """
+        Log a completed reassembly naming where its last fragment came from: a request may
+        be the one that moves the SA to a new address or port (a client floating to 4500
+        sends its IKE_AUTH there), which the SA learns only after this line.
+        """
         self.log.info(
             "Reassembled {exchange} {kind} {msgid} from {peer} from {fragments} fragments "
             "({rejected} forged or corrupt fragments dropped)",
@@ -384,7 +389,7 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
             msgid=header.messageId,
             fragments=done.fragments,
             rejected=done.rejected,
-            **sa.describe(),
+            **{**sa.describe(), "peer": f"{peer[0]}:{peer[1]}"},
         )
 
     def _acceptRequest(self, sa: IKESA, data, messageId, peer, path) -> None:
@@ -445,7 +450,7 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
                 done = self.fragments.receive(sa, True, data, header, sk, peer)
                 if done is None:
                     return
-                self._logReassembled(sa, header, done, "response")
+                self._logReassembled(sa, header, done, "response", peer)
                 payloads = decodePayloadChain(done.firstPayload, done.chain)
             else:
                 return self._drop("unprotected_response", peer)
