@@ -10,12 +10,13 @@ accepted at start.
 import ipaddress
 import re
 
-from ikehub.wire.constants import ConfigAttributeType
+from ikehub.wire.constants import CfgType, ConfigAttributeType
 from ikehub.wire.payloads import ConfigAttribute
 
 __all__ = [
     "addressAttribute",
     "domainAttribute",
+    "grantedAddresses",
     "normalizeDnsDomain",
     "readAddress",
     "subnetAttribute",
@@ -51,6 +52,30 @@ def readAddress(attribute: ConfigAttribute):
     if attribute.attrType == _IP6_ADDRESS and len(value) == 17 and value[16] <= 128:
         return ipaddress.IPv6Address(value[:16])
     return None
+
+
+def grantedAddresses(request, reply) -> list:
+    """
+    The addresses a responder's CP payload C{reply} gives for our CFG_REQUEST C{request}: of
+    each address type at most as many as the request asked for (RFC 7296 section 3.15.1: the
+    responder may send only up to the number requested), none of a type it did not ask for,
+    none of the wrong length (L{readAddress}), and none at all unless C{reply} is a CFG_REPLY.
+    """
+    if reply.cfgType != CfgType.CFG_REPLY:
+        return []
+    asked: dict[int, int] = {}
+    for attribute in request.attributes:
+        if attribute.attrType == _IP4_ADDRESS or attribute.attrType == _IP6_ADDRESS:
+            asked[attribute.attrType] = asked.get(attribute.attrType, 0) + 1
+    granted = []
+    for attribute in reply.attributes:
+        left = asked.get(attribute.attrType)
+        if left:
+            address = readAddress(attribute)
+            if address is not None:
+                asked[attribute.attrType] = left - 1
+                granted.append(address)
+    return granted
 
 
 def subnetAttribute(network) -> ConfigAttribute:
