@@ -477,6 +477,26 @@ class WithoutMobikeTests(MobikeScenario):
         self.assertEqual(self.hub.counters["mobike_moved"], 0)
 
 
+    def test_malformedMobikeNotifiesAreIgnored(self):
+        """
+        Without MOBIKE its notifies are status notifies the SA has no use for, ignored even
+        when malformed (RFC 7296 section 3.10.1): no INVALID_SYNTAX, and a Delete beside them
+        is still carried out.
+        """
+        payloads = [
+            notify(NotifyType.COOKIE2, b"short"),
+            notify(NotifyType.ADDITIONAL_IP4_ADDRESS, b"\x01"),
+            DeletePayload(ProtocolId.ESP, (self.child.outboundSpi,)),
+        ]
+        _, _, answer = self.request(payloads, source=(CLIENT, 4500))
+        self.assertEqual(notifyTypes(answer), [])
+        [deleted] = [p for p in answer if type(p) is DeletePayload]
+        self.assertEqual(deleted.spis, (self.child.inboundSpi,))
+        self.assertEqual(self.hubSa.children, [])
+        self.assertEqual(self.hub.counters["mobike_malformed"], 0)
+        self.assertEqual(self.hub.counters["mobike_not_negotiated"], 1)
+
+
 class MalformedTests(MobikeScenario):
     cases = [
         ("short COOKIE2", [notify(NotifyType.COOKIE2, b"1234567")]),
