@@ -533,6 +533,24 @@ class MalformedTests(MobikeScenario):
         self.assertEqual(self.hub.counters["internal_error"], 0)
         self.assertIn(self.sa.spiR, self.hub.sas)
 
+    def test_cookie2OfEightAndSixtyFourOctetsIsEchoed(self):
+        """RFC 4555: COOKIE2 carries 8 to 64 octets inclusive; both ends are accepted."""
+        for size in (8, 64):
+            cookie = os.urandom(size)
+            _, _, answer = self.request([notify(NotifyType.COOKIE2, cookie)])
+            self.assertEqual(
+                [(p.notifyType, p.data) for p in answer], [(NotifyType.COOKIE2, cookie)], size
+            )
+        self.assertEqual(self.hub.counters["mobike_malformed"], 0)
+
+    def test_noNatsAllowedOfIpv6IsRead(self):
+        source = ipaddress.ip_address("2001:db8::12").packed
+        destination = ipaddress.ip_address("2001:db8::1").packed
+        request = parseMobility(
+            [notify(NotifyType.NO_NATS_ALLOWED, source + destination + b"\x11\x94\x01\xf4")]
+        )
+        self.assertEqual(request.noNats, (("2001:db8::12", 4500), ("2001:db8::1", 500)))
+
     def test_parserNamesTheProblem(self):
         with self.assertRaises(MalformedMobility) as caught:
             parseMobility([notify(NotifyType.COOKIE2, b"x")])
@@ -543,21 +561,36 @@ class MalformedTests(MobikeScenario):
         self.assertIsNone(parseMobility([notify(NotifyType.INITIAL_CONTACT)]))
 
     def test_randomNotifyDataNeverRaises(self):
-        """Random data in every MOBIKE notify: answered, never an internal error."""
-        kinds = [
-            NotifyType.UPDATE_SA_ADDRESSES,
-            NotifyType.COOKIE2,
-            NotifyType.NAT_DETECTION_SOURCE_IP,
-            NotifyType.NAT_DETECTION_DESTINATION_IP,
-            NotifyType.NO_NATS_ALLOWED,
-            NotifyType.ADDITIONAL_IP4_ADDRESS,
-            NotifyType.ADDITIONAL_IP6_ADDRESS,
-            NotifyType.NO_ADDITIONAL_ADDRESSES,
-        ]
-        for size in (0, 1, 4, 8, 12, 16, 20, 36, 64, 65):
-            payloads = [notify(kind, os.urandom(size)) for kind in kinds]
-            self.request(payloads, source=(CLIENT, 4500))
-        self.assertEqual(self.hub.counters["internal_error"], 0)
+        """
+        Random sets of MOBIKE notifies, each of a valid or an invalid size, from the SA's own
+        address or elsewhere: every request is answered exactly once, never an internal error.
+        The sizes are chosen so that both the parser's refusals and the handling of
+        well-formed requests (moves, refusals, COOKIE2 and NAT detection answers) are reached.
+        """
+        import random
+
+        sizes = {
+            NotifyType.UPDATE_SA_ADDRESSES: (0, 0, 3),
+            NotifyType.COOKIE2: (8, 64, 16, 7, 65),
+            NotifyType.NAT_DETECTION_SOURCE_IP: (20, 20, 19),
+            NotifyType.NAT_DETECTION_DESTINATION_IP: (20, 20, 21),
+            NotifyType.NO_NATS_ALLOWED: (12, 36, 13),
+            NotifyType.ADDITIONAL_IP4_ADDRESS: (4, 4, 5),
+            NotifyType.ADDITIONAL_IP6_ADDRESS: (16, 16, 4),
+            NotifyType.NO_ADDITIONAL_ADDRESSES: (0,),
+        }
+        rng = random.Random(4555)
+        sources = [(MOVED, 4500), (CLIENT, 4500), ("2001:db8::12", 4500), (MOVED, 4501)]
+        for _ in range(200):
+            payloads = [
+                notify(kind, os.urandom(rng.choice(sizes[kind])))
+                for kind in rng.sample(list(sizes), rng.randint(1, len(sizes)))
+            ]
+            self.assertEqual(len(self.send(self.seal(payloads), rng.choice(sources))), 1)
+        counters = self.hub.counters
+        self.assertEqual(counters["internal_error"], 0)
+        for reached in ("mobike_malformed", "mobike_moved", "mobike_unexpected_nat"):
+            self.assertGreater(counters[reached], 0, reached)
         self.assertIn(self.sa.spiR, self.hub.sas)
 
 
