@@ -426,6 +426,14 @@ class AttributeCodecTests(SynchronousTestCase):
         six = ipaddress.ip_address("2001:db8::5")
         self.assertEqual(readAddress(addressAttribute(six)), six)
 
+    def test_readAddressTakesAnyPrefixLength(self):
+        """strongSwan sends INTERNAL_IP6_ADDRESS with prefix length 64, the hub 128."""
+        six = ipaddress.ip_address("2001:db8::5")
+        for prefix in (64, 128, 0):
+            attribute = ConfigAttribute(A.INTERNAL_IP6_ADDRESS, six.packed + bytes((prefix,)))
+            self.assertEqual(readAddress(attribute), six, prefix)
+        self.assertEqual(addressAttribute(six).value[16], 128)
+
     def test_subnetAttributes(self):
         self.assertEqual(
             subnetAttribute(ipaddress.ip_network("10.1.0.0/16")).value,

@@ -32,8 +32,10 @@ MAX_DOMAIN_LENGTH = 253
 
 def addressAttribute(address) -> ConfigAttribute:
     """
-    INTERNAL_IP4_ADDRESS, or INTERNAL_IP6_ADDRESS with prefix length 128: the address alone is
-    the client's, the link it shares with nobody (RFC 7296 section 3.15.3).
+    INTERNAL_IP4_ADDRESS, or INTERNAL_IP6_ADDRESS with prefix length 128. RFC 7296 leaves the
+    prefix length to the responder (section 3.15.3's example, like strongSwan, says 64); 128
+    claims no on-link neighbours, since the address alone is the client's and the pool it came
+    from need not be a /64.
     """
     if address.version == 4:
         return ConfigAttribute(_IP4_ADDRESS, address.packed)
@@ -43,8 +45,8 @@ def addressAttribute(address) -> ConfigAttribute:
 def readAddress(attribute: ConfigAttribute):
     """
     The address in an INTERNAL_IP4_ADDRESS or INTERNAL_IP6_ADDRESS attribute of a CFG_REPLY, or
-    None when the attribute is another one or has the wrong length (an IPv6 address is 16 bytes
-    and a prefix length).
+    None when the attribute is another one or malformed (an IPv6 address is 16 bytes and a
+    prefix length of at most 128; any such prefix length is accepted, strongSwan sends 64).
     """
     value = attribute.value
     if attribute.attrType == _IP4_ADDRESS and len(value) == 4:
