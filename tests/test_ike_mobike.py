@@ -456,6 +456,20 @@ class RemoteAddrsTests(MobikeScenario):
         self.assertIn(NotifyType.UNACCEPTABLE_ADDRESSES, notifyTypes(answer))
         self.assertNotMoved()
 
+    def test_refusedMoveAnswersNatDetectionForTheRequester(self):
+        """
+        The refusal still answers NAT detection, hashed with the IKE SA's SPIs for the address
+        the answer goes to (where the request came from), not the SA's unchanged one.
+        """
+        elsewhere = ("198.51.100.99", 4500)
+        _, _, answer = self.request(updateRequest(sa=self.sa, source=elsewhere), source=elsewhere)
+        byType = {p.notifyType: p.data for p in answer if type(p) is NotifyPayload}
+        self.assertEqual(
+            byType[NotifyType.NAT_DETECTION_DESTINATION_IP],
+            natDetectionHash(self.hubSa.spiI, self.hubSa.spiR, *elsewhere),
+        )
+        self.assertNotMoved()
+
     def test_moveInsideRemoteAddrsIsDone(self):
         self.request(updateRequest(sa=self.sa))
         self.assertEqual(self.hubSa.peer, (MOVED, 4500))
