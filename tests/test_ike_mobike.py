@@ -297,6 +297,28 @@ class UpdateTests(MobikeScenario):
         self.assertNotMoved()
 
 
+class FamilyChangeTests(MobikeScenario):
+    def setUp(self):
+        super().setUp()
+        [self.sa], _ = self.pair.connect(clientSpec(mobike=True, fragmentation=True))
+        self.hubSa = self.hub.sas[self.sa.spiR]
+
+    def test_moveToIpv6LeavesRoomForItsHeader(self):
+        """
+        With IKE fragmentation negotiated over IPv4, a move to IPv6 makes the hub's fragments
+        20 bytes smaller (an IPv6 header is 40 bytes, IPv4's 20), so they still fit
+        fragment_size; and back.
+        """
+        size = self.hub.settings.fragmentSize
+        self.assertEqual(self.hubSa.fragmentSize, size - 20 - 8 - 4)
+        v6 = ("2001:db8::12", 4500)
+        self.request(updateRequest(sa=self.sa, source=v6), source=v6)
+        self.assertEqual(self.hubSa.peer, v6)
+        self.assertEqual(self.hubSa.fragmentSize, size - 40 - 8 - 4)
+        self.request(updateRequest(sa=self.sa))
+        self.assertEqual(self.hubSa.fragmentSize, size - 20 - 8 - 4)
+
+
 class DatapathFollowsTests(MobikeScenario):
     def test_outboundEspGoesToTheNewAddressAndInboundIsAccepted(self):
         """
