@@ -12,6 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from ikehub.esp.datapath import ESPDatapath
 from ikehub.ike.configpayload import (
     addressAttribute,
+    grantedAddresses,
     normalizeDnsDomain,
     readAddress,
     subnetAttribute,
@@ -371,6 +372,49 @@ class HandBuiltRequestTests(SynchronousTestCase):
         self.assertEqual(reply.attributes, ())
 
 
+class InitiatorReadsReplyTests(SynchronousTestCase):
+    """
+    Our initiator takes from a CFG_REPLY only what it asked for (RFC 7296 section 3.15.1: the
+    responder may send up to the number of addresses requested), and nothing from a CP payload
+    of another type.
+    """
+
+    def connectWithReply(self, reply, *attributes):
+        pair = pairWith(v4Pool(), v6Pool())
+        pair.hub._configReply = lambda *args, **kwargs: reply
+        return connect(pair, *attributes)
+
+    def test_extraAddressesAreNotTaken(self):
+        mine, extra = ipaddress.ip_address("198.51.100.50"), ipaddress.ip_address("198.51.100.51")
+        six = ipaddress.ip_address("2001:db8:100::50")
+        reply = CPPayload(
+            CfgType.CFG_REPLY,
+            (addressAttribute(mine), addressAttribute(extra), addressAttribute(six)),
+        )
+        sa = self.connectWithReply(reply, A.INTERNAL_IP4_ADDRESS, A.INTERNAL_IP4_DNS)
+        self.assertEqual([a for _, a in sa.virtualIps], [mine])
+
+    def test_noAddressesFromACfgSet(self):
+        reply = CPPayload(
+            CfgType.CFG_SET, (addressAttribute(ipaddress.ip_address("198.51.100.50")),)
+        )
+        sa = self.connectWithReply(reply, A.INTERNAL_IP4_ADDRESS)
+        self.assertEqual((sa.virtualIps, sa.configReply), ([], ()))
+
+    def test_grantedAddressesCountsPerType(self):
+        four = [addressAttribute(ipaddress.ip_address(f"198.51.100.{i}")) for i in (1, 2, 3)]
+        request = CPPayload(
+            CfgType.CFG_REQUEST,
+            (ConfigAttribute(A.INTERNAL_IP4_ADDRESS, b""),) * 2
+            + (ConfigAttribute(A.INTERNAL_IP4_DNS, b""),),
+        )
+        reply = CPPayload(CfgType.CFG_REPLY, (ConfigAttribute(A.INTERNAL_IP4_ADDRESS, b"x"), *four))
+        self.assertEqual(
+            grantedAddresses(request, reply),
+            [ipaddress.ip_address("198.51.100.1"), ipaddress.ip_address("198.51.100.2")],
+        )
+
+
 class AttributeCodecTests(SynchronousTestCase):
     def test_readAddressRefusesWrongLengths(self):
         self.assertIsNone(readAddress(ConfigAttribute(A.INTERNAL_IP4_ADDRESS, b"\x01" * 5)))
@@ -381,6 +425,14 @@ class AttributeCodecTests(SynchronousTestCase):
         self.assertIsNone(readAddress(ConfigAttribute(A.INTERNAL_IP4_DNS, b"\x01" * 4)))
         six = ipaddress.ip_address("2001:db8::5")
         self.assertEqual(readAddress(addressAttribute(six)), six)
+
+    def test_readAddressTakesAnyPrefixLength(self):
+        """strongSwan sends INTERNAL_IP6_ADDRESS with prefix length 64, the hub 128."""
+        six = ipaddress.ip_address("2001:db8::5")
+        for prefix in (64, 128, 0):
+            attribute = ConfigAttribute(A.INTERNAL_IP6_ADDRESS, six.packed + bytes((prefix,)))
+            self.assertEqual(readAddress(attribute), six, prefix)
+        self.assertEqual(addressAttribute(six).value[16], 128)
 
     def test_subnetAttributes(self):
         self.assertEqual(

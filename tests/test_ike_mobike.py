@@ -297,6 +297,28 @@ class UpdateTests(MobikeScenario):
         self.assertNotMoved()
 
 
+class FamilyChangeTests(MobikeScenario):
+    def setUp(self):
+        super().setUp()
+        [self.sa], _ = self.pair.connect(clientSpec(mobike=True, fragmentation=True))
+        self.hubSa = self.hub.sas[self.sa.spiR]
+
+    def test_moveToIpv6LeavesRoomForItsHeader(self):
+        """
+        With IKE fragmentation negotiated over IPv4, a move to IPv6 makes the hub's fragments
+        20 bytes smaller (an IPv6 header is 40 bytes, IPv4's 20), so they still fit
+        fragment_size; and back.
+        """
+        size = self.hub.settings.fragmentSize
+        self.assertEqual(self.hubSa.fragmentSize, size - 20 - 8 - 4)
+        v6 = ("2001:db8::12", 4500)
+        self.request(updateRequest(sa=self.sa, source=v6), source=v6)
+        self.assertEqual(self.hubSa.peer, v6)
+        self.assertEqual(self.hubSa.fragmentSize, size - 40 - 8 - 4)
+        self.request(updateRequest(sa=self.sa))
+        self.assertEqual(self.hubSa.fragmentSize, size - 20 - 8 - 4)
+
+
 class DatapathFollowsTests(MobikeScenario):
     def test_outboundEspGoesToTheNewAddressAndInboundIsAccepted(self):
         """
@@ -456,6 +478,20 @@ class RemoteAddrsTests(MobikeScenario):
         self.assertIn(NotifyType.UNACCEPTABLE_ADDRESSES, notifyTypes(answer))
         self.assertNotMoved()
 
+    def test_refusedMoveAnswersNatDetectionForTheRequester(self):
+        """
+        The refusal still answers NAT detection, hashed with the IKE SA's SPIs for the address
+        the answer goes to (where the request came from), not the SA's unchanged one.
+        """
+        elsewhere = ("198.51.100.99", 4500)
+        _, _, answer = self.request(updateRequest(sa=self.sa, source=elsewhere), source=elsewhere)
+        byType = {p.notifyType: p.data for p in answer if type(p) is NotifyPayload}
+        self.assertEqual(
+            byType[NotifyType.NAT_DETECTION_DESTINATION_IP],
+            natDetectionHash(self.hubSa.spiI, self.hubSa.spiR, *elsewhere),
+        )
+        self.assertNotMoved()
+
     def test_moveInsideRemoteAddrsIsDone(self):
         self.request(updateRequest(sa=self.sa))
         self.assertEqual(self.hubSa.peer, (MOVED, 4500))
@@ -475,6 +511,26 @@ class WithoutMobikeTests(MobikeScenario):
         self.assertIn(NotifyType.COOKIE2, notifyTypes(payloads))
         self.assertEqual(self.hub.counters["mobike_not_negotiated"], 1)
         self.assertEqual(self.hub.counters["mobike_moved"], 0)
+
+
+    def test_malformedMobikeNotifiesAreIgnored(self):
+        """
+        Without MOBIKE its notifies are status notifies the SA has no use for, ignored even
+        when malformed (RFC 7296 section 3.10.1): no INVALID_SYNTAX, and a Delete beside them
+        is still carried out.
+        """
+        payloads = [
+            notify(NotifyType.COOKIE2, b"short"),
+            notify(NotifyType.ADDITIONAL_IP4_ADDRESS, b"\x01"),
+            DeletePayload(ProtocolId.ESP, (self.child.outboundSpi,)),
+        ]
+        _, _, answer = self.request(payloads, source=(CLIENT, 4500))
+        self.assertEqual(notifyTypes(answer), [])
+        [deleted] = [p for p in answer if type(p) is DeletePayload]
+        self.assertEqual(deleted.spis, (self.child.inboundSpi,))
+        self.assertEqual(self.hubSa.children, [])
+        self.assertEqual(self.hub.counters["mobike_malformed"], 0)
+        self.assertEqual(self.hub.counters["mobike_not_negotiated"], 1)
 
 
 class MalformedTests(MobikeScenario):
@@ -513,6 +569,24 @@ class MalformedTests(MobikeScenario):
         self.assertEqual(self.hub.counters["internal_error"], 0)
         self.assertIn(self.sa.spiR, self.hub.sas)
 
+    def test_cookie2OfEightAndSixtyFourOctetsIsEchoed(self):
+        """RFC 4555: COOKIE2 carries 8 to 64 octets inclusive; both ends are accepted."""
+        for size in (8, 64):
+            cookie = os.urandom(size)
+            _, _, answer = self.request([notify(NotifyType.COOKIE2, cookie)])
+            self.assertEqual(
+                [(p.notifyType, p.data) for p in answer], [(NotifyType.COOKIE2, cookie)], size
+            )
+        self.assertEqual(self.hub.counters["mobike_malformed"], 0)
+
+    def test_noNatsAllowedOfIpv6IsRead(self):
+        source = ipaddress.ip_address("2001:db8::12").packed
+        destination = ipaddress.ip_address("2001:db8::1").packed
+        request = parseMobility(
+            [notify(NotifyType.NO_NATS_ALLOWED, source + destination + b"\x11\x94\x01\xf4")]
+        )
+        self.assertEqual(request.noNats, (("2001:db8::12", 4500), ("2001:db8::1", 500)))
+
     def test_parserNamesTheProblem(self):
         with self.assertRaises(MalformedMobility) as caught:
             parseMobility([notify(NotifyType.COOKIE2, b"x")])
@@ -523,21 +597,36 @@ class MalformedTests(MobikeScenario):
         self.assertIsNone(parseMobility([notify(NotifyType.INITIAL_CONTACT)]))
 
     def test_randomNotifyDataNeverRaises(self):
-        """Random data in every MOBIKE notify: answered, never an internal error."""
-        kinds = [
-            NotifyType.UPDATE_SA_ADDRESSES,
-            NotifyType.COOKIE2,
-            NotifyType.NAT_DETECTION_SOURCE_IP,
-            NotifyType.NAT_DETECTION_DESTINATION_IP,
-            NotifyType.NO_NATS_ALLOWED,
-            NotifyType.ADDITIONAL_IP4_ADDRESS,
-            NotifyType.ADDITIONAL_IP6_ADDRESS,
-            NotifyType.NO_ADDITIONAL_ADDRESSES,
-        ]
-        for size in (0, 1, 4, 8, 12, 16, 20, 36, 64, 65):
-            payloads = [notify(kind, os.urandom(size)) for kind in kinds]
-            self.request(payloads, source=(CLIENT, 4500))
-        self.assertEqual(self.hub.counters["internal_error"], 0)
+        """
+        Random sets of MOBIKE notifies, each of a valid or an invalid size, from the SA's own
+        address or elsewhere: every request is answered exactly once, never an internal error.
+        The sizes are chosen so that both the parser's refusals and the handling of
+        well-formed requests (moves, refusals, COOKIE2 and NAT detection answers) are reached.
+        """
+        import random
+
+        sizes = {
+            NotifyType.UPDATE_SA_ADDRESSES: (0, 0, 3),
+            NotifyType.COOKIE2: (8, 64, 16, 7, 65),
+            NotifyType.NAT_DETECTION_SOURCE_IP: (20, 20, 19),
+            NotifyType.NAT_DETECTION_DESTINATION_IP: (20, 20, 21),
+            NotifyType.NO_NATS_ALLOWED: (12, 36, 13),
+            NotifyType.ADDITIONAL_IP4_ADDRESS: (4, 4, 5),
+            NotifyType.ADDITIONAL_IP6_ADDRESS: (16, 16, 4),
+            NotifyType.NO_ADDITIONAL_ADDRESSES: (0,),
+        }
+        rng = random.Random(4555)
+        sources = [(MOVED, 4500), (CLIENT, 4500), ("2001:db8::12", 4500), (MOVED, 4501)]
+        for _ in range(200):
+            payloads = [
+                notify(kind, os.urandom(rng.choice(sizes[kind])))
+                for kind in rng.sample(list(sizes), rng.randint(1, len(sizes)))
+            ]
+            self.assertEqual(len(self.send(self.seal(payloads), rng.choice(sources))), 1)
+        counters = self.hub.counters
+        self.assertEqual(counters["internal_error"], 0)
+        for reached in ("mobike_malformed", "mobike_moved", "mobike_unexpected_nat"):
+            self.assertGreater(counters[reached], 0, reached)
         self.assertIn(self.sa.spiR, self.hub.sas)
 
 

@@ -10,12 +10,13 @@ accepted at start.
 import ipaddress
 import re
 
-from ikehub.wire.constants import ConfigAttributeType
+from ikehub.wire.constants import CfgType, ConfigAttributeType
 from ikehub.wire.payloads import ConfigAttribute
 
 __all__ = [
     "addressAttribute",
     "domainAttribute",
+    "grantedAddresses",
     "normalizeDnsDomain",
     "readAddress",
     "subnetAttribute",
@@ -31,8 +32,10 @@ MAX_DOMAIN_LENGTH = 253
 
 def addressAttribute(address) -> ConfigAttribute:
     """
-    INTERNAL_IP4_ADDRESS, or INTERNAL_IP6_ADDRESS with prefix length 128: the address alone is
-    the client's, the link it shares with nobody (RFC 7296 section 3.15.3).
+    INTERNAL_IP4_ADDRESS, or INTERNAL_IP6_ADDRESS with prefix length 128. RFC 7296 leaves the
+    prefix length to the responder (section 3.15.3's example, like strongSwan, says 64); 128
+    claims no on-link neighbours, since the address alone is the client's and the pool it came
+    from need not be a /64.
     """
     if address.version == 4:
         return ConfigAttribute(_IP4_ADDRESS, address.packed)
@@ -42,8 +45,8 @@ def addressAttribute(address) -> ConfigAttribute:
 def readAddress(attribute: ConfigAttribute):
     """
     The address in an INTERNAL_IP4_ADDRESS or INTERNAL_IP6_ADDRESS attribute of a CFG_REPLY, or
-    None when the attribute is another one or has the wrong length (an IPv6 address is 16 bytes
-    and a prefix length).
+    None when the attribute is another one or malformed (an IPv6 address is 16 bytes and a
+    prefix length of at most 128; any such prefix length is accepted, strongSwan sends 64).
     """
     value = attribute.value
     if attribute.attrType == _IP4_ADDRESS and len(value) == 4:
@@ -51,6 +54,30 @@ def readAddress(attribute: ConfigAttribute):
     if attribute.attrType == _IP6_ADDRESS and len(value) == 17 and value[16] <= 128:
         return ipaddress.IPv6Address(value[:16])
     return None
+
+
+def grantedAddresses(request, reply) -> list:
+    """
+    The addresses a responder's CP payload C{reply} gives for our CFG_REQUEST C{request}: of
+    each address type at most as many as the request asked for (RFC 7296 section 3.15.1: the
+    responder may send only up to the number requested), none of a type it did not ask for,
+    none of the wrong length (L{readAddress}), and none at all unless C{reply} is a CFG_REPLY.
+    """
+    if reply.cfgType != CfgType.CFG_REPLY:
+        return []
+    asked: dict[int, int] = {}
+    for attribute in request.attributes:
+        if attribute.attrType == _IP4_ADDRESS or attribute.attrType == _IP6_ADDRESS:
+            asked[attribute.attrType] = asked.get(attribute.attrType, 0) + 1
+    granted = []
+    for attribute in reply.attributes:
+        left = asked.get(attribute.attrType)
+        if left:
+            address = readAddress(attribute)
+            if address is not None:
+                asked[attribute.attrType] = left - 1
+                granted.append(address)
+    return granted
 
 
 def subnetAttribute(network) -> ConfigAttribute:

@@ -418,13 +418,13 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
         """
         The IKE SA and its CHILD SAs talk to C{peer} by C{path} from now on: the ESP datapath
         reads each CHILD SA's address per packet, so outbound ESP follows at once; the peer
-        index (C{byPeer}, for INVALID_SPI) follows too, and so does the size of our IKE
-        fragments, which depends on the address family (MOBIKE may move IPv4 to IPv6).
+        index (C{byPeer}, for INVALID_SPI) follows too. A move between IPv4 and IPv6 (MOBIKE)
+        changes the IP header our fragments must leave room for.
         """
         if self.byPeer.get(sa.peer) is sa:
             del self.byPeer[sa.peer]
             self.byPeer[peer] = sa
-        if sa.fragmentSize:
+        if sa.fragmentSize and (":" in peer[0]) != (":" in sa.peer[0]):
             sa.fragmentSize = self.fragmentLimit(peer)
         sa.peer, sa.path = peer, path
         for child in sa.children:

@@ -29,7 +29,7 @@ from ikehub.crypto.ke import newKeyExchange
 from ikehub.crypto.keys import deriveIkeKeys
 from ikehub.crypto.proposals import ProposalSpec, checkChosenProposal
 from ikehub.ike.cookies import COOKIE_MAX, COOKIE_MIN
-from ikehub.ike.configpayload import readAddress
+from ikehub.ike.configpayload import grantedAddresses
 from ikehub.ike.nat import natDetectionNotifies, peerIsBehindNat
 from ikehub.ike.psk import pskAuthData, sessionKeyAuthData, signedOctets, verifyPskAuth
 from ikehub.ike.sa import ZERO_SPI, IKESA, IKEState
@@ -592,12 +592,11 @@ class InitiatorExchanges:
             )
 
         cp = next((p for p in payloads if type(p) is CPPayload), None)
-        if cp is not None:
+        if cp is not None and setup.spec.requestVirtualIp and cp.cfgType == CfgType.CFG_REPLY:
             sa.configReply = cp.attributes
-            for attribute in cp.attributes:
-                address = readAddress(attribute)
-                if address is not None:
-                    sa.virtualIps.append((None, address))
+            sa.virtualIps.extend(
+                (None, address) for address in grantedAddresses(setup.spec.configRequest, cp)
+            )
         self._installInitiatorChild(sa, setup, payloads)
         deferred = setup.deferred
         sa.context = None

@@ -24,7 +24,7 @@ from ikehub.wire.payloads import NotifyPayload
 
 #: RFC 4555 section 4.2.5: COOKIE2 carries 8 to 64 octets.
 COOKIE2_MIN, COOKIE2_MAX = 8, 64
-#: At most this many additional addresses are kept per SA; the rest are counted and ignored.
+#: At most this many additional addresses are kept per SA (the first ones); the rest are ignored.
 MAX_PEER_ADDRESSES = 16
 #: NAT_DETECTION_*: a SHA-1 digest (RFC 7296 section 2.23).
 _NAT_HASH_SIZE = 20
@@ -145,6 +145,11 @@ def peerAddressList(notifies) -> tuple[str, ...]:
     return tuple(addresses[:MAX_PEER_ADDRESSES])
 
 
+def _requester(sa: IKESA) -> tuple[str, int]:
+    """Where the request being handled came from, which is where its answer goes."""
+    return sa.replyTo[0] if sa.replyTo is not None else sa.peer
+
+
 def _hostPort(address: tuple[str, int]) -> str:
     host, port = address
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -180,8 +185,7 @@ class MobikeResponder:
             # Section 3.8: NAT detection asked, NAT detection answered, for the address the
             # answer goes to; the source hash is random as in IKE_SA_INIT, so the peer keeps
             # encapsulating ESP for the hub's userspace datapath.
-            target = sa.replyTo[0] if sa.replyTo is not None else sa.peer
-            answer.extend(natDetectionNotifies(sa.spiI, sa.spiR, None, target))
+            answer.extend(natDetectionNotifies(sa.spiI, sa.spiR, None, _requester(sa)))
         if request.cookie2 is not None:
             # Section 3.7: copied as-is, whatever else happened.
             answer.append(self.notify(_COOKIE2, request.cookie2))
@@ -235,7 +239,7 @@ class MobikeResponder:
         self.counters.increment("mobike_unexpected_nat")
         answer.append(self.notify(NotifyType.UNEXPECTED_NAT_DETECTED))
         (source, destination) = request.noNats
-        seen = sa.replyTo[0] if sa.replyTo is not None else sa.peer
+        seen = _requester(sa)
         self.log.info(
             "IKE SA with {peer} ({identity}): address update refused (NO_NATS_ALLOWED from "
             "{claimed} to {destination}, received from {seen}; the hub needs UDP encapsulation)",

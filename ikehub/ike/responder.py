@@ -980,17 +980,13 @@ class ResponderExchanges(MobikeResponder):
         try:
             mobility = parseMobility(payloads)
         except MalformedMobility as e:
-            # Authenticated but malformed: the RFC's answer, and no address or list changes.
-            self.counters.increment("mobike_malformed")
-            self.log.info(
-                "IKE SA with {peer} ({identity}): malformed MOBIKE request: {reason}",
-                event="mobike_malformed",
-                reason=str(e),
-                **sa.describe(),
-            )
-            return self.respond(
-                sa, ExchangeType.INFORMATIONAL, [self.notify(NotifyType.INVALID_SYNTAX)]
-            )
+            if not sa.mobike:
+                # Without MOBIKE these are status notifies this SA has no use for, and those
+                # are ignored, well-formed or not (RFC 7296 section 3.10.1).
+                self.counters.increment("mobike_not_negotiated")
+                mobility = None
+            else:
+                return self._malformedMobility(sa, e)
         answer: list = []
         for delete in deletes:
             if delete.protocolId != ProtocolId.ESP:
@@ -1006,3 +1002,17 @@ class ResponderExchanges(MobikeResponder):
         if mobility is not None:
             self.answerMobility(sa, mobility, answer)
         self.respond(sa, ExchangeType.INFORMATIONAL, answer)
+
+    def _malformedMobility(self, sa: IKESA, error: MalformedMobility) -> None:
+        """
+        A MOBIKE SA's request with malformed MOBIKE notifies: authenticated, so it gets the
+        RFC's answer (INVALID_SYNTAX), and no address or address list changes.
+        """
+        self.counters.increment("mobike_malformed")
+        self.log.info(
+            "IKE SA with {peer} ({identity}): malformed MOBIKE request: {reason}",
+            event="mobike_malformed",
+            reason=str(error),
+            **sa.describe(),
+        )
+        self.respond(sa, ExchangeType.INFORMATIONAL, [self.notify(NotifyType.INVALID_SYNTAX)])
