@@ -763,3 +763,33 @@ def test_supersededRequestFreesItsPartialResponse():
     partialResponse(pair, clientSa, hubSa)
     pair.client.deleteIkeSa(clientSa)
     assert clientSa.reassembly is None and len(pair.client.fragments) == 0
+
+
+def test_oneSourceCannotTakeTheWholeBudget():
+    """
+    The reassemblies begun from one address hold at most fragmentMaxSourceBytes together:
+    beyond it that address's fragments are dropped (fragment_source_memory) while another
+    address still has room in the shared budget; and what an address held goes back when its
+    reassemblies end, leaving no entry behind.
+    """
+    pair, clientSa, hubSa = established({"fragmentMaxSourceBytes": 3600})
+    results, _ = pair.connect(clientSpec(fragmentation=True))
+    secondClientSa = results[0]
+    secondHubSa = pair.hub.sas[secondClientSa.spiR]
+    first, firstAnswers = sendFragmented(pair, clientSa)
+    deliver(pair, first[:-1])
+    assert 3000 < pair.hub.fragments.bytesBySource[CLIENT] <= 3600
+    second, secondAnswers = sendFragmented(pair, secondClientSa)
+    deliver(pair, second[:1])
+    assert pair.hub.counters["drop_fragment_source_memory"] == 1
+    assert secondHubSa.reassembly is None
+    # The same SA seen from another address (as after a move) draws on that address's
+    # budget, untouched by the first.
+    pair.hub.movePeer(secondHubSa, ("192.0.2.99", 4500), secondHubSa.path)
+    deliver(pair, second[:1])
+    assert pair.hub.fragments.bytesBySource["192.0.2.99"] > 0
+    deliver(pair, first[-1:])
+    assert firstAnswers.payloads == [()]
+    assert CLIENT not in pair.hub.fragments.bytesBySource
+    pair.hub.removeSa(secondHubSa, "test")
+    assert pair.hub.fragments.bytesBySource == {} and pair.hub.fragments.bytesHeld == 0

@@ -133,6 +133,7 @@ class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, Init
             settings.fragmentMaxBytes,
             settings.fragmentTimeout,
             settings.fragmentMaxTotalBytes,
+            settings.fragmentMaxSourceBytes,
         )
         self._sweepCall = None
         self._drainWaiters: list[Deferred] = []

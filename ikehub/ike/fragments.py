@@ -26,8 +26,11 @@ Limits, all per message:
 And all reassemblies together hold at most C{maxTotalBytes} (16 MiB by default), their verified
 pieces and the datagram of each fragment 1 they keep counted alike: anyone who completes an
 IKE_SA_INIT holds keys for a half-open SA, and a thousand of them (the default cookie threshold)
-must not each fill 64 KB. A verified fragment beyond the budget is dropped; its sender
-retransmits, by which time the budget may be free again.
+must not each fill 64 KB. Nor may a few addresses take all of it, so that a legitimate client's
+fragmented IKE_AUTH (Windows, a large certificate chain) finds none left: each source address
+holds at most C{maxSourceBytes} (2 MiB, dozens of large IKE_AUTH requests at once from one NAT).
+A verified fragment beyond either budget is dropped; its sender retransmits, by which time the
+budget may be free again.
 """
 
 from typing import Callable, NamedTuple
@@ -65,6 +68,7 @@ class _Reassembly:
         "startedAt",
         "rejected",
         "refused",
+        "source",
     )
 
     def __init__(self, sa, isResponse: bool, messageId: int, total: int, now: float) -> None:
@@ -81,6 +85,8 @@ class _Reassembly:
         #: The message outgrew maxBytes: its pieces are freed and further fragments of it
         #: are dropped unread until it expires or the peer starts over with a larger total.
         self.refused = False
+        #: The peer's address when it started: its bytes count toward that source's budget.
+        self.source = sa.peer[0]
 
 
 class FragmentReassembler:
@@ -99,6 +105,7 @@ class FragmentReassembler:
         maxBytes: int = 65535,
         timeout: float = 20.0,
         maxTotalBytes: int = 16 * 1024 * 1024,
+        maxSourceBytes: int = 2 * 1024 * 1024,
     ) -> None:
         self.clock = clock
         self.counters = counters
@@ -107,8 +114,12 @@ class FragmentReassembler:
         self.maxBytes = maxBytes
         self.timeout = timeout
         self.maxTotalBytes = maxTotalBytes
+        self.maxSourceBytes = maxSourceBytes
         #: Bytes held by all reassemblies: verified pieces and fragment 1 datagrams.
         self.bytesHeld = 0
+        #: The same by source address (the peer's when each reassembly started); an address
+        #: leaves the map when it holds nothing.
+        self.bytesBySource: dict[str, int] = {}
         #: Every live reassembly, oldest first (insertion order is age).
         self._live: dict[_Reassembly, None] = {}
         self._timer = None
@@ -163,28 +174,35 @@ class FragmentReassembler:
             same = self._start(sa, isResponse, messageId, total)
             same.rejected = rejected
         if same.size + len(piece) > self.maxBytes:
-            self.bytesHeld -= same.size + len(same.first)
+            self._release(same)
             same.parts = {}
-            same.size = 0
-            same.first = b""
             same.refused = True
             return self._drop("fragment_oversized", peer)
         number = skf.fragmentNumber
         # Fragment 1's whole datagram is kept as well (see Reassembled.first): it counts.
         held = len(piece) + len(data) if number == 1 else len(piece)
-        if self.bytesHeld + held > self.maxTotalBytes:
+        source = same.source
+        fromSource = self.bytesBySource.get(source, 0)
+        if self.bytesHeld + held > self.maxTotalBytes or fromSource + held > self.maxSourceBytes:
             if not same.parts:
                 self._discard(same)
-            return self._drop("fragment_memory", peer)
+            return self._drop(
+                "fragment_memory"
+                if self.bytesHeld + held > self.maxTotalBytes
+                else "fragment_source_memory",
+                peer,
+            )
         same.parts[number] = piece
         same.size += len(piece)
         self.bytesHeld += held
+        self.bytesBySource[source] = fromSource + held
         if number == 1:
             same.firstPayload = skf.firstPayload
             same.first = data
         self.counters.increment("fragments_received")
         if len(same.parts) < total:
             return None
+        first = same.first
         self._discard(same)
         parts = same.parts
         self.counters.increment("fragmented_messages_received")
@@ -193,7 +211,7 @@ class FragmentReassembler:
             b"".join(parts[n] for n in range(1, total + 1)),
             total,
             same.rejected,
-            same.first,
+            first,
         )
 
     def forget(self, sa) -> None:
@@ -239,8 +257,7 @@ class FragmentReassembler:
     def _discard(self, reassembly: _Reassembly) -> None:
         if reassembly in self._live:
             del self._live[reassembly]
-            self.bytesHeld -= reassembly.size + len(reassembly.first)
-            reassembly.size = 0
+            self._release(reassembly)
         book = reassembly.sa.reassembly
         if book is not None and book.get(reassembly.isResponse) is reassembly:
             del book[reassembly.isResponse]
@@ -248,6 +265,21 @@ class FragmentReassembler:
                 reassembly.sa.reassembly = None
         if not self._live:
             self.stop()
+
+    def _release(self, reassembly: _Reassembly) -> None:
+        """Give back what C{reassembly} holds, to the total and to its source's budget."""
+        held = reassembly.size + len(reassembly.first)
+        reassembly.size = 0
+        reassembly.first = b""
+        if not held:
+            return
+        self.bytesHeld -= held
+        source = reassembly.source
+        left = self.bytesBySource.get(source, 0) - held
+        if left > 0:
+            self.bytesBySource[source] = left
+        else:
+            self.bytesBySource.pop(source, None)
 
     def _expire(self) -> None:
         self._timer = None

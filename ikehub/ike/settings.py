@@ -58,3 +58,5 @@ class IKESettings:
     #: Bytes all reassemblies together may hold: a half-open SA has keys (the peer did the
     #: Diffie-Hellman), so each could otherwise fill fragmentMaxBytes.
     fragmentMaxTotalBytes: int = 16 * 1024 * 1024
+    #: Bytes the reassemblies begun from one source address may hold together.
+    fragmentMaxSourceBytes: int = 2 * 1024 * 1024
