@@ -418,3 +418,18 @@ class DeadPeerDetectionTests(SynchronousTestCase):
             pair.clock.advance(1.0)
             pair.net.pump()
         self.assertEqual(pair.hub.counters["dpd_sent"], 0)
+
+
+class StateTests(RekeyScenario):
+    def test_ikeAuthOnAnEstablishedSaIsDropped(self):
+        """
+        IKE_AUTH belongs to a half-open SA: on an established one it is dropped and counted,
+        and authenticates nothing again (no second address, no second CHILD SA).
+        """
+        sa = self.currentClientSa()
+        datagram = sa.seal(ExchangeType.IKE_AUTH, sa.nextRequestId, [], response=False)
+        self.pair.net.inject(HUB, datagram, source=self.hubSa.peer, path=self.hubSa.path)
+        self.assertEqual(self.pair.hub.counters["drop_exchange_not_allowed_in_state"], 1)
+        self.assertEqual(self.hubSa.state, IKEState.ESTABLISHED)
+        self.assertEqual(len(self.hubSa.children), 1)
+        self.assertEqual(self.pool.inUse, 1)
