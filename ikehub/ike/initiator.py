@@ -732,17 +732,28 @@ class InitiatorExchanges:
     def _signedAuthAnswered(self, sa: IKESA, header, payloads, data, peer, path) -> None:
         """The IKE_AUTH response to our signature (or a PSK checked against a signing hub)."""
         setup: _Setup = sa.context
+        verified = self._verifiedResponder(sa, setup, payloads, "responder sent no AUTH payload")
+        if verified is not None:
+            self._established(sa, setup, verified[1], payloads)
+
+    def _verifiedResponder(self, sa: IKESA, setup: _Setup, payloads, withoutAuth: str):
+        """
+        (IDr, identity) once the responder's identity, certificate and AUTH check out; else
+        None, the SA refused (with C{withoutAuth} as the reason when it sent no AUTH).
+        """
         found = self._responderIdentity(sa, setup, payloads)
         if found is None:
-            return
+            return None
         idr, identity = found
         auth = next((p for p in payloads if type(p) is AuthPayload), None)
         if auth is None:
-            return self._refuseResponder(sa, "responder sent no AUTH payload")
+            self._refuseResponder(sa, withoutAuth)
+            return None
         problem = self._responderAuthProblem(sa, setup, idr, auth, payloads)
         if problem is not None:
-            return self._refuseResponder(sa, problem)
-        self._established(sa, setup, identity, payloads)
+            self._refuseResponder(sa, problem)
+            return None
+        return found
 
     def _eapAnswered(self, sa: IKESA, header, payloads, data, peer, path) -> None:
         """
@@ -756,19 +767,15 @@ class InitiatorExchanges:
                 sa, f"IKE_AUTH refused: {_notifyName(error.notifyType)}", error.notifyType
             )
         if sa.peerIdentity is None:
-            found = self._responderIdentity(sa, setup, payloads)
-            if found is None:
+            verified = self._verifiedResponder(
+                sa,
+                setup,
+                payloads,
+                "responder did not authenticate (EAP-only is not accepted with MSCHAPv2)",
+            )
+            if verified is None:
                 return
-            idr, identity = found
-            auth = next((p for p in payloads if type(p) is AuthPayload), None)
-            if auth is None:
-                return self._refuseResponder(
-                    sa, "responder did not authenticate (EAP-only is not accepted with MSCHAPv2)"
-                )
-            problem = self._responderAuthProblem(sa, setup, idr, auth, payloads)
-            if problem is not None:
-                return self._refuseResponder(sa, problem)
-            sa.peerIdentity = identity
+            idr, sa.peerIdentity = verified
             setup.idrBody = idr.bodyBytes()
         from ikehub.auth.eap.packet import EAPCode, EAPPacket, EAPParseError
 
