@@ -32,7 +32,7 @@ from ikehub.wire.constants import AuthMethod, NotifyType
 from ikehub.wire.header import IKEHeader
 from ikehub.wire.identity import Identity
 from ikehub.wire.message import Message
-from ikehub.wire.payloads import NotifyPayload
+from ikehub.wire.payloads import AuthPayload, NotifyPayload
 from tests.ikepump import CLIENT, Pair, clientSpec, makePool
 from tests.pki import NOW, dn, issue
 
@@ -224,6 +224,29 @@ def test_hubSignatureByAnotherKeyIsRefused():
     pair = hubPair("pubkey", pki, signerKey=ec.generate_private_key(ec.SECP256R1()))
     results, failures = connect(pair, certSpec(pki))
     assertRefusedByUs(pair, failures, "signature refused")
+
+
+@pytest.mark.parametrize(
+    "auth, reason",
+    [("pubkey", "sent no AUTH payload"), ("eap-mschapv2", "did not authenticate")],
+)
+def test_hubResponseWithoutAuthIsRefused(monkeypatch, auth, reason):
+    """
+    A responder whose IKE_AUTH response carries no AUTH payload has not proven itself: with
+    certificates, and before EAP goes any further, we refuse it and keep nothing.
+    """
+    pki = pkiFor("ecdsa")
+    pair = hubPair(auth, pki)
+    respond = pair.hub.respond
+
+    def withoutAuth(sa, exchangeType, payloads):
+        respond(sa, exchangeType, [p for p in payloads if type(p) is not AuthPayload])
+
+    monkeypatch.setattr(pair.hub, "respond", withoutAuth)
+    spec = certSpec(pki) if auth == "pubkey" else eapSpec(pki)
+    results, failures = connect(pair, spec)
+    assert not results
+    assertRefusedByUs(pair, failures, reason)
 
 
 def test_ourCertificateUntrustedByTheHubFailsWithItsNotify():
