@@ -308,3 +308,13 @@ class FuzzTests(SynchronousTestCase):
         datagram = Message(header, (NotifyPayload(0, NotifyType.COOKIE, b"", b"x"),)).toBytes()
         pair.net.inject(HUB, datagram)
         self.assertEqual(pair.hub.sas, {})
+
+
+def test_notifyNamesForLogs():
+    """Log lines name notifies; unknown numbers and None still give a readable word."""
+    from ikehub.wire.constants import notifyName
+
+    assert notifyName(NotifyType.TEMPORARY_FAILURE) == "TEMPORARY_FAILURE"
+    assert notifyName(24) == "AUTHENTICATION_FAILED"
+    assert notifyName(40999) == "40999"
+    assert notifyName(None) == "no notify"

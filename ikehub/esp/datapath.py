@@ -24,9 +24,9 @@ from ikehub.esp.packet import EspDropped, SequenceOverflow
 from ikehub.ike.counters import Counters
 
 NEXT_HEADER_IPV4 = 4
+NEXT_HEADER_IPV6 = 41
 #: The largest fraction by which a CHILD SA's soft lifetime in seconds is shortened (jitter).
 SOFT_JITTER = 0.1
-NEXT_HEADER_IPV6 = 41
 
 #: Source and destination of an IPv4 header, at offset 12; one call reads both.
 _IPV4_ADDRESSES = Struct("!II")

@@ -36,7 +36,7 @@ class ChildSA:
     createdAt: float = 0.0
     #: The CHILD SA that replaced this one in a rekey; this one then only awaits its Delete.
     replacedBy: "ChildSA | None" = field(default=None, repr=False)
-    #: Our outstanding rekey of this CHILD SA (ikehub.ike.createchild.ChildRekey), or None.
+    #: Our outstanding rekey of this CHILD SA (ikehub.ike.rekey.ChildRekey), or None.
     rekey: object = field(default=None, repr=False)
     #: A rekeyed-in CHILD SA we answered that sends only once its predecessor goes (the
     #: responder's side of make-before-break), else None.

@@ -26,6 +26,7 @@ from ikehub.ike.createchild import CreateChildExchanges
 from ikehub.ike.fragments import FragmentReassembler
 from ikehub.ike.initiator import InitiatorExchanges
 from ikehub.ike.liveness import LivenessChecks
+from ikehub.ike.rekey import RekeyInitiator
 from ikehub.ike.responder import ResponderExchanges
 from ikehub.ike.sa import ZERO_SPI, IKESA, IKEState, PendingRequest
 from ikehub.ike.settings import IKESettings
@@ -73,7 +74,13 @@ def requestDigest(datagram: bytes) -> bytes:
     return hashlib.blake2b(datagram, digest_size=16).digest()
 
 
-class IKEEndpoint(CreateChildExchanges, LivenessChecks, ResponderExchanges, InitiatorExchanges):
+class IKEEndpoint(
+    CreateChildExchanges,
+    RekeyInitiator,
+    LivenessChecks,
+    ResponderExchanges,
+    InitiatorExchanges,
+):
     log = Logger()
 
     def __init__(

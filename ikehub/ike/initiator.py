@@ -41,6 +41,7 @@ from ikehub.wire.constants import (
     ExchangeType,
     NotifyType,
     ProtocolId,
+    notifyName,
 )
 from ikehub.wire.identity import Identity
 from ikehub.wire.payloads import (
@@ -247,13 +248,6 @@ def _errorNotify(payloads) -> NotifyPayload | None:
         if type(payload) is NotifyPayload and payload.notifyType < 16384:
             return payload
     return None
-
-
-def _notifyName(notifyType: int | None) -> str:
-    try:
-        return NotifyType(notifyType).name if notifyType is not None else "no notify"
-    except ValueError:
-        return str(notifyType)
 
 
 def _ignoreResponse(sa, header, payloads, data, peer, path) -> None:
@@ -666,7 +660,7 @@ class InitiatorExchanges:
         if idr is None:
             error = _errorNotify(payloads)
             notifyType = error.notifyType if error is not None else None
-            self._fail(sa, f"IKE_AUTH refused: {_notifyName(notifyType)}", notifyType)
+            self._fail(sa, f"IKE_AUTH refused: {notifyName(notifyType)}", notifyType)
             return None
         try:
             identity = Identity(idr.idType, idr.data)
@@ -764,7 +758,7 @@ class InitiatorExchanges:
         error = _errorNotify(payloads)
         if error is not None:
             return self._fail(
-                sa, f"IKE_AUTH refused: {_notifyName(error.notifyType)}", error.notifyType
+                sa, f"IKE_AUTH refused: {notifyName(error.notifyType)}", error.notifyType
             )
         if sa.peerIdentity is None:
             verified = self._verifiedResponder(
@@ -813,7 +807,7 @@ class InitiatorExchanges:
         if auth is None:
             error = _errorNotify(payloads)
             notifyType = error.notifyType if error is not None else None
-            return self._fail(sa, f"IKE_AUTH refused: {_notifyName(notifyType)}", notifyType)
+            return self._fail(sa, f"IKE_AUTH refused: {notifyName(notifyType)}", notifyType)
         prf = sa.suite.prf
         octets = signedOctets(prf, sa.initResponse, sa.nonceI, sa.keys.skPr, setup.idrBody)
         expected = sessionKeyAuthData(prf, setup.eap.msk, octets)

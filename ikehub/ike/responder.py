@@ -36,6 +36,7 @@ from ikehub.wire.constants import (
     NotifyType,
     PayloadType,
     ProtocolId,
+    notifyName,
 )
 from ikehub.wire.errors import ParseError, UnsupportedCriticalPayload
 from ikehub.wire.header import IKEHeader
@@ -66,7 +67,6 @@ _SKF = int(PayloadType.SKF)
 _SIGNATURE_HASHES = int(NotifyType.SIGNATURE_HASH_ALGORITHMS)
 _FRAGMENTATION = int(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)
 _GROUP = struct.Struct("!H")
-_NOTIFY_NAMES = frozenset(int(n) for n in NotifyType)
 #: EAP Code 4 (RFC 3748 section 4.2).
 _EAP_FAILURE = 4
 #: Status notifies of IKE_AUTH whose presence matters (see indexed).
@@ -635,7 +635,7 @@ class ResponderExchanges(MobikeResponder):
         method told it the password was wrong: answer, record why, keep nothing.
         """
         notified = ", ".join(
-            NotifyType(p.notifyType).name if p.notifyType in _NOTIFY_NAMES else str(p.notifyType)
+            notifyName(p.notifyType)
             for p in payloads
             if type(p) is NotifyPayload
         )

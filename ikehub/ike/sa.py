@@ -135,7 +135,7 @@ class IKESA:
         self.authState: Any = None
         #: The identity this established responder SA is indexed by (duplicates policy).
         self.uniqueKey: str | None = None
-        #: Our outstanding rekey of this IKE SA (ikehub.ike.createchild.IkeRekey), or None.
+        #: Our outstanding rekey of this IKE SA (ikehub.ike.rekey.IkeRekey), or None.
         self.ikeRekey: Any = None
         #: When the hub rekeys this IKE SA itself (clock seconds), or None for never.
         self.rekeyAt: float | None = None

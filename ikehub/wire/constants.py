@@ -264,6 +264,19 @@ class NotifyType(IntEnum):
 NOTIFY_STATUS_MIN = 16384
 
 
+_NOTIFY_NAMES = {int(n): n.name for n in NotifyType}
+
+
+def notifyName(notifyType: int | None) -> str:
+    """
+    A Notify Message Type's name for logs and reasons (its number when we have no name for it,
+    "no notify" for None).
+    """
+    if notifyType is None:
+        return "no notify"
+    return _NOTIFY_NAMES.get(notifyType, str(notifyType))
+
+
 class TSType(IntEnum):
     TS_IPV4_ADDR_RANGE = 7
     TS_IPV6_ADDR_RANGE = 8
