@@ -57,6 +57,15 @@ def workdir(tmp_path_factory):
 @contextlib.contextmanager
 def connected(profile, workdir):
     """The topology, the hub and the profile's client, with the tunnel up."""
+    with started(profile, workdir) as (net, hub, client):
+        result = client.initiate("home")
+        assert result.returncode == 0, result.stdout + client.log() + hub.log()
+        yield net, hub, client
+
+
+@contextlib.contextmanager
+def started(profile, workdir):
+    """The topology, the hub and the profile's client, before the client initiates."""
     requireRealClients()
     pki = profile.hubPki(workdir / "hub")
     writeHubFiles(workdir / "hub")
@@ -72,8 +81,6 @@ def connected(profile, workdir):
             files=profile.clientFiles(pki),
         ) as client,
     ):
-        result = client.initiate("home")
-        assert result.returncode == 0, result.stdout + client.log() + hub.log()
         yield net, hub, client
 
 
@@ -368,22 +375,8 @@ def test_windowsIsRefusedWithoutTheDocsProposalLines(workdir):
     The hub's defaults leave MODP-1024 out: without docs/clients.md's Windows lines, the
     Windows profile gets NO_PROPOSAL_CHOSEN in IKE_SA_INIT and the hub keeps nothing.
     """
-    requireRealClients()
     profile = dataclasses.replace(BY_NAME["windows-sha256"], windowsProposals=False)
-    pki = profile.hubPki(workdir / "hub")
-    writeHubFiles(workdir / "hub")
-    with (
-        Topology() as net,
-        HubProcess(net.hubNs, workdir / "hub", profile.hubConfig()) as hub,
-        StrongSwan(
-            net.clientNs[0],
-            workdir / "c1",
-            profile.swanctlConf(),
-            secrets=profile.secrets(),
-            extraCharonConf=profile.charonConf(),
-            files=profile.clientFiles(pki),
-        ) as client,
-    ):
+    with started(profile, workdir) as (net, hub, client):
         assert client.initiate("home", timeout=5).returncode != 0
         assert "received NO_PROPOSAL_CHOSEN notify error" in client.log(), client.log()
         assert client.listSas() == []
