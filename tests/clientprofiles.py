@@ -33,7 +33,6 @@ from pathlib import Path
 
 from tests.realclient import StrongSwanPki, waitFor
 
-LAN_HOST = "203.0.113.10"
 LAN = "203.0.113.0/24"
 PASSWORD = "alice-profile-password-1"
 PSK = "android-profile-psk-0123456789abcdef"

@@ -8,6 +8,8 @@ import time
 
 HUB_PSK = "real-client-test-psk-0123456789"
 POOL = ipaddress.ip_network("198.51.100.0/24")
+#: The host behind the hub that tunnels are pinged through to (the topology's LAN namespace).
+LAN_HOST = "203.0.113.10"
 
 HUB_CONFIG = """
 [hub]

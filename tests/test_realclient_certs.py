@@ -13,6 +13,7 @@ import pytest
 
 from tests.harness import HubProcess, StrongSwan, Topology, requireRealClients
 from tests.realclient import (
+    LAN_HOST,
     POOL,
     StrongSwanPki,
     certificateFiles,
@@ -22,7 +23,6 @@ from tests.realclient import (
     waitFor,
 )
 
-LAN_HOST = "203.0.113.10"
 
 HUB_CONFIG = roadWarriorHub(
     'name = "certificates"\nidentity = "*@example.com"\nauth = "pubkey"',

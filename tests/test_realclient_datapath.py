@@ -21,9 +21,8 @@ from ikehub.esp.packet import EspEncryptor
 from ikehub.wire.constants import EncrId
 from tests.harness import HubProcess, StrongSwan, Topology, requireRealClients
 from tests.harness.netns import insideNamespace
-from tests.realclient import clientConfig, clientSecrets, hubConfig, onlyIkeSa, waitFor
+from tests.realclient import LAN_HOST, clientConfig, clientSecrets, hubConfig, onlyIkeSa, waitFor
 
-LAN_HOST = "203.0.113.10"
 HUB = "192.0.2.1"
 
 

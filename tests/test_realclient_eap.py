@@ -11,6 +11,7 @@ import pytest
 
 from tests.harness import HubProcess, StrongSwan, Topology, requireRealClients
 from tests.realclient import (
+    LAN_HOST,
     POOL,
     StrongSwanPki,
     certificateFiles,
@@ -20,7 +21,6 @@ from tests.realclient import (
     waitFor,
 )
 
-LAN_HOST = "203.0.113.10"
 PASSWORD = "alice-eap-password-1"
 
 EAP_HUB = 'certificate = "hub.pem"\nprivate_key = "hub.key"\nusers = "users.toml"'

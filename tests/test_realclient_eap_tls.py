@@ -24,6 +24,7 @@ import pytest
 
 from tests.harness import HubProcess, StrongSwan, Topology, requireRealClients
 from tests.realclient import (
+    LAN_HOST,
     POOL,
     StrongSwanPki,
     certificateFiles,
@@ -33,7 +34,6 @@ from tests.realclient import (
     waitFor,
 )
 
-LAN_HOST = "203.0.113.10"
 
 
 def hubConfig(maxVersion=None, profile="strongswan", peerExtra=""):

@@ -29,6 +29,7 @@ import pytest
 from tests.harness import HubProcess, StrongSwan, Topology, requireRealClients
 from tests.harness.netns import insideNamespace
 from tests.realclient import (
+    LAN_HOST,
     POOL,
     StrongSwanPki,
     certificateFiles,
@@ -38,7 +39,6 @@ from tests.realclient import (
     waitFor,
 )
 
-LAN_HOST = "203.0.113.10"
 HUB_ADDRESS = "192.0.2.1"
 IKE_SA_INIT, IKE_AUTH = 34, 35
 SKF = 53

@@ -14,9 +14,8 @@ import pytest
 
 from tests.harness import HubProcess, StrongSwan, Topology, requireRealClients
 from tests.harness.netns import netnsExec
-from tests.realclient import clientConfig, clientSecrets, hubConfig, onlyIkeSa, waitFor
+from tests.realclient import LAN_HOST, clientConfig, clientSecrets, hubConfig, onlyIkeSa, waitFor
 
-LAN_HOST = "203.0.113.10"
 #: The client's second address on its segment, where it moves.
 MOVED = "192.0.2.111"
 #: ping's interval in seconds.

@@ -31,6 +31,7 @@ from ikehub.plugins.eap_radius import eapRadius
 from tests.freeradius import CLASS, FRAMED_IP, PASSWORD, SECRET, USER, runningFreeRADIUS
 from tests.harness import HubProcess, StrongSwan, Topology, requireRealClients
 from tests.realclient import (
+    LAN_HOST,
     StrongSwanPki,
     certificateFiles,
     onlyIkeSa,
@@ -39,7 +40,6 @@ from tests.realclient import (
     waitFor,
 )
 
-LAN_HOST = "203.0.113.10"
 RADIUS_PORT = 18120
 
 RADIUS_TABLES = """

@@ -18,9 +18,8 @@ import pytest
 from tests.clientprofiles import rekeyChild
 from tests.harness import HubProcess, StrongSwan, Topology, requireRealClients
 from tests.harness.netns import netnsExec
-from tests.realclient import clientSecrets, hubConfig, onlyIkeSa, waitFor
+from tests.realclient import LAN_HOST, clientSecrets, hubConfig, onlyIkeSa, waitFor
 
-LAN_HOST = "203.0.113.10"
 
 
 @pytest.fixture
