@@ -27,7 +27,6 @@ from ikehub.crypto.proposals import DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS
 from ikehub.wire.constants import ProtocolId
 from tests.clientprofiles import (
     LAN,
-    LAN_HOST,
     PROFILES,
     WINDOWS_FRAGMENT_SIZE,
     firstAuthRequestSize,
@@ -42,7 +41,7 @@ from tests.clientprofiles import (
     writeHubFiles,
 )
 from tests.harness import HubProcess, StrongSwan, Topology, requireRealClients
-from tests.realclient import POOL, onlyIkeSa, waitFor
+from tests.realclient import LAN_HOST, POOL, onlyIkeSa, waitFor
 
 BY_NAME = {profile.name: profile for profile in PROFILES}
 IKE_INTERMEDIATE = ObjectIdentifier("1.3.6.1.5.5.8.2.2")
