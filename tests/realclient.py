@@ -52,7 +52,14 @@ def clientConfig(
     remotePort=None,
     remoteTs="203.0.113.0/24",
     localTs=None,
+    ikeExtra="",
+    childExtra="",
 ) -> str:
+    """
+    A swanctl connection "home" to the hub with a PSK. C{vips}: True for an IPv4 virtual IP,
+    or the swanctl value itself (e.g. "0.0.0.0, ::"); C{ikeExtra} and C{childExtra}: more
+    lines for the connection and its CHILD SA (lifetimes, DPD...).
+    """
     lines = [
         "connections {",
         "    home {",
@@ -60,7 +67,8 @@ def clientConfig(
         f"        proposals = {proposals}",
     ]
     if vips:
-        lines.append("        vips = 0.0.0.0")
+        lines.append(f"        vips = {'0.0.0.0' if vips is True else vips}")
+    lines += [f"        {line.strip()}" for line in ikeExtra.strip().splitlines()]
     if remotePort is not None:
         lines.append(f"        remote_port = {remotePort}")
     lines += [
@@ -79,6 +87,7 @@ def clientConfig(
     ]
     if localTs is not None:
         lines.append(f"                local_ts = {localTs}")
+    lines += [f"                {line.strip()}" for line in childExtra.strip().splitlines()]
     lines += [
         "            }",
         "        }",

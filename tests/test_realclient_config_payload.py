@@ -14,7 +14,7 @@ import re
 import pytest
 
 from tests.harness import HubProcess, StrongSwan, Topology, requireRealClients
-from tests.realclient import HUB_PSK, clientSecrets, onlyIkeSa, waitFor
+from tests.realclient import HUB_PSK, clientConfig, clientSecrets, onlyIkeSa, waitFor
 
 LAN4_HOST = "203.0.113.10"
 LAN6 = "2001:db8:2::/64"
@@ -50,32 +50,6 @@ dns_domains = ["corp.example.com", "lab.example.net"]
 """
 
 
-def clientConfig(vips: str = "0.0.0.0, ::", remoteTs: str = f"203.0.113.0/24, {LAN6}") -> str:
-    return f"""
-connections {{
-    home {{
-        remote_addrs = 192.0.2.1
-        proposals = aes256-sha256-modp2048
-        vips = {vips}
-        local {{
-            auth = psk
-            id = alice@example.com
-        }}
-        remote {{
-            auth = psk
-            id = hub.example.com
-        }}
-        children {{
-            home {{
-                remote_ts = {remoteTs}
-                esp_proposals = aes256gcm16
-            }}
-        }}
-    }}
-}}
-"""
-
-
 def withLan6(net: Topology) -> None:
     """Give the LAN namespace and the hub's LAN side IPv6 addresses (this file only)."""
     net.run(net.hubNs, "ip", "addr", "add", f"{LAN6_HUB}/64", "dev", "lan0", "nodad", check=True)
@@ -83,8 +57,12 @@ def withLan6(net: Topology) -> None:
     net.run(net.lanNs, "ip", "-6", "route", "add", "default", "via", LAN6_HUB, check=True)
 
 
-def client(net, workdir, index=0, identity="alice@example.com", **config) -> StrongSwan:
-    text = clientConfig(**config).replace("alice@example.com", identity)
+def client(
+    net, workdir, index=0, identity="alice@example.com", vips="0.0.0.0, ::", remoteTs=None
+) -> StrongSwan:
+    text = clientConfig(
+        identity=identity, vips=vips, remoteTs=remoteTs or f"203.0.113.0/24, {LAN6}"
+    )
     return StrongSwan(
         net.clientNs[index],
         workdir / f"c{index + 1}",

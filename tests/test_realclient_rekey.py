@@ -18,7 +18,7 @@ import pytest
 from tests.clientprofiles import rekeyChild
 from tests.harness import HubProcess, StrongSwan, Topology, requireRealClients
 from tests.harness.netns import netnsExec
-from tests.realclient import LAN_HOST, clientSecrets, hubConfig, onlyIkeSa, waitFor
+from tests.realclient import LAN_HOST, clientConfig, clientSecrets, hubConfig, onlyIkeSa, waitFor
 
 
 
@@ -56,34 +56,13 @@ class ContinuousPing:
 
 
 def rekeyingClient(childRekey: str, ikeRekey: str, dpd: str, esp: str, childLife="0s") -> str:
-    return f"""connections {{
-    home {{
-        remote_addrs = 192.0.2.1
-        proposals = aes256-sha256-modp2048
-        vips = 0.0.0.0
-        rekey_time = {ikeRekey}
-        dpd_delay = {dpd}
-        local {{
-            auth = psk
-            id = alice@example.com
-        }}
-        remote {{
-            auth = psk
-            id = hub.example.com
-        }}
-        children {{
-            home {{
-                remote_ts = 203.0.113.0/24
-                esp_proposals = {esp}
-                rekey_time = {childRekey}
-                life_time = {childLife}
-                rand_time = 0s
-                dpd_action = clear
-            }}
-        }}
-    }}
-}}
-"""
+    """A PSK client with the given rekey times, DPD delay, ESP proposal and CHILD SA lifetime."""
+    return clientConfig(
+        espProposals=esp,
+        ikeExtra=f"rekey_time = {ikeRekey}\ndpd_delay = {dpd}",
+        childExtra=f"rekey_time = {childRekey}\nlife_time = {childLife}\nrand_time = 0s\n"
+        "dpd_action = clear",
+    )
 
 
 def childSpis(client) -> list[str]:
@@ -200,9 +179,7 @@ def test_clientReauthenticatesMakeBeforeBreak(workdir):
     hub = hubConfig(hubExtra="dpd_delay = 0\nike_rekey_time = 0").replace(
         'pool = "roadwarriors"\n', 'pool = "roadwarriors"\nduplicates = "keep"\n', 1
     )
-    client = rekeyingClient("0s", "0s", "0s", "aes256gcm16").replace(
-        "        rekey_time = 0s\n", "        reauth_time = 6s\n        over_time = 4s\n", 1
-    )
+    client = clientConfig(ikeExtra="reauth_time = 6s\nover_time = 4s")
     with Topology(clients=1) as net, HubProcess(net.hubNs, workdir / "hub", hub) as hubProcess:
         device = StrongSwan(
             net.clientNs[0],
