@@ -4,15 +4,15 @@ their rekey time, each with CREATE_CHILD_SA as initiator.
 
 A rekey proposes the algorithms the SA already has (the peer accepted them once), with PFS in the
 group the CHILD SA last had, or none; a peer that insists on PFS (NO_PROPOSAL_CHOSEN) gets one
-more try in the IKE SA's group, and INVALID_KE_PAYLOAD is followed once. Refusals for the moment
-(TEMPORARY_FAILURE, an IKE SA being rekeyed) are retried after 10 to 20 seconds. When the peer
-rekeyed the same SA at the same time, the nonce rule of sections 2.8.1 and 2.8.2 decides which
-new SA stays (the answering side is in L{ikehub.ike.createchild}).
+more try in the IKE SA's group. Each rekey offers one KE group (or none), so a conformant peer
+has no other group to name in INVALID_KE_PAYLOAD: it answers NO_PROPOSAL_CHOSEN. Refusals for
+the moment (TEMPORARY_FAILURE, an IKE SA being rekeyed) are retried after 10 to 20 seconds.
+When the peer rekeyed the same SA at the same time, the nonce rule of sections 2.8.1 and 2.8.2
+decides which new SA stays (the answering side is in L{ikehub.ike.createchild}).
 """
 
 import dataclasses
 import os
-import struct
 
 from ikehub.crypto.errors import CryptoError
 from ikehub.crypto.ke import newKeyExchange
@@ -41,7 +41,6 @@ from ikehub.wire.payloads import (
     TSrPayload,
 )
 
-_GROUP = struct.Struct("!H")
 #: Seconds before a refused (TEMPORARY_FAILURE, NO_PROPOSAL_CHOSEN, ...) rekey is tried again,
 #: before jitter.
 RETRY_DELAY = 10.0
@@ -77,27 +76,26 @@ class IkeRekey:
     Our outstanding rekey of an IKE SA.
     """
 
-    __slots__ = ("nonce", "kex", "spi", "retried", "collision")
+    __slots__ = ("nonce", "kex", "spi", "collision")
 
-    def __init__(self, group: int, spi: bytes, retried: bool):
+    def __init__(self, group: int, spi: bytes):
         self.nonce = os.urandom(32)
         self.kex = newKeyExchange(group)
         self.spi = spi
-        self.retried = retried
         #: (the IKE SA we made answering the peer's rekey of the same SA, its Ni, our Nr).
         self.collision: tuple | None = None
 
 
-def ikeSuiteProposal(suite, spi: bytes, group: int | None = None) -> Proposal:
+def ikeSuiteProposal(suite, spi: bytes) -> Proposal:
     """
-    The one proposal that asks for C{suite} again (with KE C{group} instead of its own if given):
-    a rekey keeps the algorithms the peer already accepted, so it is never refused for them.
+    The one proposal that asks for C{suite} again: a rekey keeps the algorithms the peer
+    already accepted, so it is never refused for them.
     """
     transforms = [Transform(TransformType.ENCR, suite.encr.transformId, suite.encr.keyLength)]
     transforms.append(Transform(TransformType.PRF, suite.prf.transformId))
     if suite.integ is not None:
         transforms.append(Transform(TransformType.INTEG, suite.integ.transformId))
-    transforms.append(Transform(TransformType.KE, group if group is not None else suite.keGroup))
+    transforms.append(Transform(TransformType.KE, suite.keGroup))
     return Proposal(1, ProtocolId.IKE, spi, tuple(transforms))
 
 
@@ -253,15 +251,15 @@ class RekeyInitiator:
     def _childRekeyRefused(self, sa: IKESA, rekey: ChildRekey, error, alive: bool) -> None:
         old = rekey.old
         notifyType = error.notifyType if error is not None else None
-        if alive and not rekey.retried:
-            if notifyType == NotifyType.INVALID_KE_PAYLOAD and len(error.data) == 2:
-                (group,) = _GROUP.unpack(error.data)
-                if group in self._childGroups():
-                    return self._sendChildRekey(self.sas[old.ikeSpi], old, group, retried=True)
-            if notifyType == NotifyType.NO_PROPOSAL_CHOSEN and rekey.group is None:
-                # The peer wants PFS: in the IKE SA's own group, which it accepted once.
-                owner = self.sas[old.ikeSpi]
-                return self._sendChildRekey(owner, old, owner.suite.keGroup, retried=True)
+        if (
+            alive
+            and not rekey.retried
+            and notifyType == NotifyType.NO_PROPOSAL_CHOSEN
+            and rekey.group is None
+        ):
+            # The peer wants PFS: in the IKE SA's own group, which it accepted once.
+            owner = self.sas[old.ikeSpi]
+            return self._sendChildRekey(owner, old, owner.suite.keGroup, retried=True)
         self.counters.increment("child_sa_rekey_refused")
         self.log.info(
             "Rekey of CHILD SA {spi_in} with {peer} ({identity}) refused: {notify}",
@@ -273,24 +271,17 @@ class RekeyInitiator:
         if alive and notifyType == NotifyType.TEMPORARY_FAILURE:
             self.clock.callLater(self._retryDelay(old.inboundSpi), self.rekeyChildSa, old)
 
-    def _childGroups(self) -> set:
-        """The groups our proposals name, any of which a peer may ask a CHILD SA rekey for."""
-        groups: set = set()
-        for spec in (*self.settings.espProposals, *self.settings.ikeProposals):
-            groups.update(spec.ke)
-        return groups
-
     # -- as initiator: the IKE SA -----------------------------------------------------------------
 
-    def rekeyIkeSa(self, sa: IKESA, group: int | None = None, retried: bool = False) -> None:
+    def rekeyIkeSa(self, sa: IKESA) -> None:
         """
-        Rekey C{sa} itself: new SPIs and keys, the same algorithms, CHILD SAs moved over.
+        Rekey C{sa} itself: new SPIs and keys, the same algorithms (its KE group too, so a
+        conformant peer has no other group to ask for), CHILD SAs moved over.
         """
         if sa.state is not IKEState.ESTABLISHED or sa.ikeRekey is not None:
             return
         try:
-            group = group if group is not None else sa.suite.keGroup
-            rekey = IkeRekey(group, self.newSpi(), retried)
+            rekey = IkeRekey(sa.suite.keGroup, self.newSpi())
         except CryptoError:
             return
         sa.ikeRekey = rekey
@@ -299,7 +290,7 @@ class RekeyInitiator:
             sa,
             ExchangeType.CREATE_CHILD_SA,
             [
-                SAPayload((ikeSuiteProposal(sa.suite, rekey.spi, rekey.kex.group),)),
+                SAPayload((ikeSuiteProposal(sa.suite, rekey.spi),)),
                 NoncePayload(rekey.nonce),
                 KEPayload(rekey.kex.group, rekey.kex.publicKey),
             ],
@@ -316,18 +307,7 @@ class RekeyInitiator:
         problem = None
         if "error" in found:
             error = found["error"]
-            notifyType = error.notifyType if error is not None else None
-            if (
-                notifyType == NotifyType.INVALID_KE_PAYLOAD
-                and not rekey.retried
-                and len(error.data) == 2
-                and collision is None
-                and sa.state is IKEState.ESTABLISHED
-            ):
-                (group,) = _GROUP.unpack(error.data)
-                if any(group in spec.ke for spec in self.settings.ikeProposals):
-                    return self.rekeyIkeSa(sa, group, retried=True)
-            problem = notifyName(notifyType) if notifyType is not None else "a malformed answer"
+            problem = notifyName(error.notifyType) if error is not None else "a malformed answer"
         saPayload, nonce, ke = found.get(SAPayload), found.get(NoncePayload), found.get(KEPayload)
         suite = None
         if problem is None:
